@@ -1,0 +1,1 @@
+"""Shared, tested code for the pipeline stages in ``stages/``."""

@@ -1,0 +1,134 @@
+"""Atomic, deterministic file output and line-numbered JSONL input.
+
+Every output is written under a temporary name next to its destination and renamed into
+place when whole, so an interrupted stage never leaves a file that looks complete.
+JSON is written with sorted keys and a trailing newline so equal content gives equal bytes.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from lib.errors import UserError
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def dumps_json(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, dumps_json(obj))
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: file not found")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}: line {err.lineno}: invalid JSON ({err.msg})") from None
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path (file or directory) that replaces ``path`` on clean exit."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    shutil.rmtree(tmp)
+    try:
+        yield tmp
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+        os.replace(tmp, path)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+
+
+class JsonlWriter:
+    """Streams records to a JSONL file that appears atomically when the writer closes cleanly."""
+
+    def __init__(self, path: str | os.PathLike):
+        self._ctx = atomic_path(path)
+        self._tmp = self._ctx.__enter__()
+        self._file = open(self._tmp, "w", encoding="utf-8", newline="\n")
+        self.count = 0
+
+    def write(self, record: dict) -> None:
+        self._file.write(json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n")
+        self.count += 1
+
+    def __enter__(self) -> "JsonlWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._file.close()
+        self._ctx.__exit__(exc_type, exc, tb)
+
+
+def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> int:
+    with JsonlWriter(path) as out:
+        for record in records:
+            out.write(record)
+    return out.count
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    """Yield (line number, record) pairs; a malformed line stops with its file and line number."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: file not found")
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise UserError(f"{path}:{lineno}: invalid JSON ({err.msg}); fix or remove the line") from None
+            if not isinstance(record, dict):
+                raise UserError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
+            yield lineno, record
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    return [record for _, record in iter_jsonl(path)]
+
+
+def write_csv(path: str | os.PathLike, header: list[str], rows: Iterable[Iterable]) -> None:
+    """A small CSV (training curves for DVC plots); floats with 6 significant digits."""
+    def fmt(v):
+        return f"{v:.6g}" if isinstance(v, float) else str(v)
+    lines = [",".join(header)] + [",".join(fmt(v) for v in row) for row in rows]
+    atomic_write_text(path, "\n".join(lines) + "\n")
