@@ -1,0 +1,116 @@
+"""SFT data: read instruction records, split train/val, encode with the chat template and batch
+them with padding and the assistant-only loss mask."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lib.chat import encode_chat, to_messages
+from lib.errors import UserError
+from lib.io import iter_jsonl
+from lib.params import check
+from lib.train import LoopConfig
+
+
+@dataclass
+class SFTParams:
+    data: str = "data/sample/sft/hpc_instructions.jsonl"
+    val_fraction: float = 0.1
+    max_len: int = 256
+    batch_size: int = 8
+    epochs: int = 3
+    lr: float = 1e-3
+    min_lr: float = 1e-4
+    warmup_steps: int = 10
+    weight_decay: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    eval_every: int = 20
+    checkpoint_every: int = 50
+    device: str = "cpu"
+    threads: int = 2
+
+    def __post_init__(self):
+        check(0.0 < self.val_fraction < 1.0, "val_fraction", "must be between 0 and 1")
+        check(self.max_len >= 8, "max_len", "must be >= 8")
+        check(self.epochs >= 1 and self.batch_size >= 1, "epochs", "epochs and batch_size must be >= 1")
+        check(0 < self.min_lr <= self.lr, "min_lr", "must be > 0 and <= lr")
+        check(self.device in ("cpu", "cuda", "auto"), "device", "must be cpu, cuda or auto")
+
+    def loop(self, steps: int) -> LoopConfig:
+        return LoopConfig(steps=steps, lr=self.lr, min_lr=self.min_lr, warmup_steps=self.warmup_steps,
+                          weight_decay=self.weight_decay, beta1=self.beta1, beta2=self.beta2,
+                          grad_clip=self.grad_clip, eval_every=self.eval_every,
+                          checkpoint_every=self.checkpoint_every)
+
+
+@dataclass
+class Example:
+    ids: list[int]
+    mask: list[int]
+
+
+def load_examples(path: Path, tokenizer, max_len: int, val_fraction: float) -> tuple[list, list, dict]:
+    """Encode every record; split by a hash of its content (stable as records are added).
+    Examples over ``max_len`` tokens are truncated; ones with no assistant token left are dropped."""
+    train, val, stats = [], [], {"records": 0, "truncated": 0, "dropped_too_long": 0}
+    for lineno, record in iter_jsonl(path):
+        messages = to_messages(record, f"{path}:{lineno}")
+        ids, mask = encode_chat(tokenizer, messages)
+        stats["records"] += 1
+        if len(ids) > max_len + 1:
+            ids, mask = ids[:max_len + 1], mask[:max_len + 1]
+            stats["truncated"] += 1
+        if sum(mask[1:]) == 0:
+            stats["dropped_too_long"] += 1
+            continue
+        digest = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).digest()
+        bucket = int.from_bytes(digest[:8], "big") / 2**64
+        (val if bucket < val_fraction else train).append(Example(ids, mask))
+    if not train or not val:
+        raise UserError(f"{path}: need at least one train and one val example (have {len(train)} train, "
+                        f"{len(val)} val); add records or change sft.val_fraction")
+    stats.update(train_examples=len(train), val_examples=len(val))
+    return train, val, stats
+
+
+def collate(examples: list[Example], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded (inputs, targets, loss_mask); padding is masked out of the loss."""
+    width = max(len(e.ids) for e in examples) - 1
+    x = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    y = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    m = torch.zeros((len(examples), width), dtype=torch.long)
+    for i, e in enumerate(examples):
+        n = len(e.ids) - 1
+        x[i, :n] = torch.tensor(e.ids[:-1])
+        y[i, :n] = torch.tensor(e.ids[1:])
+        m[i, :n] = torch.tensor(e.mask[1:])
+    return x, y, m
+
+
+class EpochBatches:
+    """Batch ``step`` of a seeded per-epoch shuffle: resumable from the step index alone."""
+
+    def __init__(self, examples: list[Example], batch_size: int, seed: int, pad_id: int):
+        self.examples, self.batch_size, self.seed, self.pad_id = examples, batch_size, seed, pad_id
+        self.per_epoch = math.ceil(len(examples) / batch_size)
+
+    def steps(self, epochs: int) -> int:
+        return epochs * self.per_epoch
+
+    def batch(self, step: int):
+        epoch, k = divmod(step, self.per_epoch)
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.examples))
+        picked = order[k * self.batch_size:(k + 1) * self.batch_size]
+        return collate([self.examples[i] for i in picked], self.pad_id)
+
+    def all_batches(self):
+        for k in range(0, len(self.examples), self.batch_size):
+            yield collate(self.examples[k:k + self.batch_size], self.pad_id)

@@ -1,0 +1,56 @@
+"""sft: fine-tune the pretrained model on instruction data, loss on assistant tokens only."""
+from pathlib import Path
+
+from lib.checkpoint import load_model, save_model
+from lib.errors import run_stage
+from lib.io import write_csv, write_json
+from lib.params import load_section, load_seed
+from lib.pretrain import run_key
+from lib.runtime import setup_torch
+from lib.sft import EpochBatches, SFTParams, load_examples
+from lib.shards import file_sha256
+from lib.tokenizer import Tokenizer
+from lib.train import mean_loss, train
+
+PRETRAINED = Path("models/pretrain")
+OUT = Path("models/sft")
+STATE = Path("checkpoints/sft/state.pt")
+PLOTS = Path("metrics/plots/sft")
+
+
+def main() -> None:
+    params, seed = load_section("sft", SFTParams), load_seed()
+    device = setup_torch(params.device, params.threads, seed)
+    tokenizer = Tokenizer.load("models/tokenizer")
+    model = load_model(PRETRAINED, device, tokenizer.sha256)
+    max_len = min(params.max_len, model.cfg.max_seq_len)
+    train_set, val_set, stats = load_examples(Path(params.data), tokenizer, max_len, params.val_fraction)
+
+    batches = EpochBatches(train_set, params.batch_size, seed, tokenizer.pad_id)
+    val_batches = EpochBatches(val_set, params.batch_size, seed, tokenizer.pad_id)
+
+    def evaluate() -> float:
+        return mean_loss(model, val_batches.all_batches(), device)
+
+    steps = batches.steps(params.epochs)
+    key = run_key(params, seed, tokenizer.sha256, file_sha256(PRETRAINED / "model.safetensors"),
+                  file_sha256(params.data))
+    result = train(model, params.loop(steps), device, batches.batch, evaluate, STATE, key, "sft")
+
+    model.load_state_dict(result.best_model)
+    save_model(OUT, model, tokenizer.sha256, {"stage": "sft", "best_step": result.best_step})
+    write_csv(PLOTS / "train.csv", ["step", "tokens", "train_loss", "lr", "grad_norm"], result.train_curve)
+    write_csv(PLOTS / "val.csv", ["step", "tokens", "val_loss"], result.val_curve)
+    write_json("metrics/sft.json", {
+        **stats,
+        "steps": steps,
+        "val_loss_before": round(result.val_curve[0][2], 4),
+        "best_val_loss": round(result.best_val_loss, 4),
+        "best_step": result.best_step,
+        "final_train_loss": round(result.final_train_loss, 4),
+        "seconds": round(result.seconds, 1),
+    })
+
+
+if __name__ == "__main__":
+    run_stage(main)
