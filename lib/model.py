@@ -65,7 +65,8 @@ def rope_tables(head_dim: int, max_len: int, theta: float) -> tuple[torch.Tensor
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate pairs (x[..., :d/2], x[..., d/2:]) by position-dependent angles; x is (B, H, T, D)."""
     x1, x2 = x.float().chunk(2, dim=-1)
-    cos, sin = cos[None, None], sin[None, None]
+    if cos.dim() == 2:  # (T, D/2) shared by every row; per-row tables arrive as (B, 1, T, D/2)
+        cos, sin = cos[None, None], sin[None, None]
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).type_as(x)
 
 
@@ -157,17 +158,22 @@ class GPT(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, loss_mask=None,
-                caches=None, start_pos: int = 0, attn_mask=None):
+                caches=None, start_pos: int = 0, attn_mask=None, positions: torch.Tensor | None = None):
         """Logits for ``idx`` (B, T); with ``targets``, also the mean cross-entropy.
 
         ``loss_mask`` (B, T) of 0/1 restricts the loss to chosen targets (SFT responses);
-        ``targets`` equal to -100 are ignored as well.
+        ``targets`` equal to -100 are ignored as well. ``caches`` (one KVCache per layer) with
+        ``start_pos`` continue a sequence; ``positions`` (B, T) gives per-row RoPE positions
+        (left-padded batches) and ``attn_mask`` (B, 1, T, S) bool, True = may attend.
         """
         T = idx.shape[1]
         if start_pos + T > self.cfg.max_seq_len:
             raise ValueError(f"sequence of {start_pos + T} tokens exceeds max_seq_len {self.cfg.max_seq_len}")
-        cos = self.rope_cos[start_pos:start_pos + T]
-        sin = self.rope_sin[start_pos:start_pos + T]
+        if positions is None:
+            cos = self.rope_cos[start_pos:start_pos + T]
+            sin = self.rope_sin[start_pos:start_pos + T]
+        else:  # (B, T, D/2), broadcast over heads in apply_rope
+            cos, sin = self.rope_cos[positions][:, None], self.rope_sin[positions][:, None]
         x = self.drop(self.embed(idx))
         for i, block in enumerate(self.blocks):
             x = block(x, cos, sin, None if caches is None else caches[i], attn_mask)
