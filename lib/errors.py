@@ -14,12 +14,30 @@ class UserError(Exception):
 
 
 def run_stage(main: Callable[[], object]) -> None:
-    """Run a stage's ``main`` and turn a UserError into one message and exit status 2."""
+    """Run a stage's ``main`` and turn a UserError into one message and exit status 2.
+
+    After a successful run, the environment it ran in is recorded in metrics/env/<stage>.json
+    (the stage name is the script's module name, e.g. stages.pretrain -> pretrain).
+    """
     try:
         main()
+        _record_environment(_stage_name(main))
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         raise SystemExit(130) from None
+
+
+def _stage_name(main: Callable) -> str:
+    """'pretrain' for stages/pretrain.py, also when run as ``python -m stages.pretrain``."""
+    spec = getattr(sys.modules.get(main.__module__), "__spec__", None)
+    return (spec.name if spec else main.__module__).rsplit(".", 1)[-1]
+
+
+def _record_environment(stage: str) -> None:
+    from lib.environment import describe_environment
+    from lib.io import write_json
+
+    write_json(f"metrics/env/{stage}.json", describe_environment())
