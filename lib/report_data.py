@@ -1,0 +1,244 @@
+"""What lib.report compares: revisions resolved, params/metrics diffs, curves and samples read.
+
+Params and metrics come from DVC's Python API (``Repo.params.diff`` / ``Repo.metrics.diff``),
+which reads exactly the files dvc.yaml declares, understands "workspace" on either side and
+reports per-file errors instead of failing. Revisions are resolved once, up front, with DVC's
+own resolver, so experiment names work wherever a commit does. Curves and samples are read with
+``git show REV:./path`` (or from disk for the workspace); a file missing at one side is None.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lib.errors import UserError
+
+WORKSPACE = "workspace"
+ABSENT = None  # a value or file that does not exist at one revision
+
+# (stage, file under metrics/plots/<stage>/, column) for each chart, in report order.
+CURVES: tuple[tuple[str, str, str], ...] = (
+    ("pretrain", "train.csv", "train_loss"),
+    ("pretrain", "val.csv", "val_loss"),
+    ("pretrain", "train.csv", "lr"),
+    ("pretrain", "train.csv", "grad_norm"),
+    ("sft", "train.csv", "train_loss"),
+    ("sft", "val.csv", "val_loss"),
+    ("sft", "train.csv", "lr"),
+    ("sft", "train.csv", "grad_norm"),
+)
+SAMPLES = "metrics/samples.json"
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of the comparison: what the user typed and the commit it names (None: workspace)."""
+    rev: str
+    sha: str | None
+
+    @property
+    def label(self) -> str:
+        if self.sha is None:
+            return WORKSPACE
+        short = self.sha[:7]
+        return self.rev if self.rev.startswith(short) else f"{self.rev} ({short})"
+
+
+@dataclass(frozen=True)
+class DiffRow:
+    file: str
+    key: str
+    old: Any  # ABSENT when the key (or its file) does not exist at A
+    new: Any
+
+    @property
+    def changed(self) -> bool:
+        return self.old != self.new
+
+
+@dataclass
+class Curve:
+    stage: str
+    file: str
+    column: str
+    a: list[tuple[float, float]] | None  # (step, value) points; None: file or column absent
+    b: list[tuple[float, float]] | None
+
+    @property
+    def title(self) -> str:
+        return f"{self.stage} {self.column}"
+
+    @property
+    def path(self) -> str:
+        return f"metrics/plots/{self.stage}/{self.file}"
+
+
+@dataclass
+class Report:
+    a: Side
+    b: Side
+    params: list[DiffRow]
+    metrics: list[DiffRow]
+    curves: list[Curve]
+    # model -> [(prompt, answer at A, answer at B)]; None for a model absent at both sides
+    samples: dict[str, list[tuple[str, str | None, str | None]]]
+    samples_absent: tuple[bool, bool] = (False, False)
+    hidden_params: int = 0  # unchanged params left out (see --all)
+    notes: list[str] = field(default_factory=list)
+
+
+# --- revisions and files ------------------------------------------------------------------------
+
+def resolve(repo, rev: str) -> Side:
+    """A commit sha for a commit/branch/tag/experiment name or exp ref; None for the workspace."""
+    if rev == WORKSPACE:
+        return Side(rev, None)
+    from dvc.scm import RevError, resolve_rev
+    try:
+        return Side(rev, resolve_rev(repo.scm, rev))
+    except RevError:
+        raise UserError(f"unknown revision '{rev}': not a commit, branch, tag or DVC experiment "
+                        f"in {repo.root_dir} (see `git log`, `dvc exp list`; "
+                        f"'{WORKSPACE}' means uncommitted files)") from None
+    except Exception as err:  # e.g. a repository without commits
+        raise UserError(f"cannot resolve revision '{rev}': {err}") from None
+
+
+def read_text(root: Path, side: Side, path: str) -> str | None:
+    """The file's text at that side, or None when it does not exist there."""
+    if side.sha is None:
+        p = root / path
+        return p.read_text(encoding="utf-8") if p.is_file() else None
+    # "REV:./path" is relative to cwd, so a DVC repo in a git subdirectory works too.
+    proc = subprocess.run(["git", "show", f"{side.sha}:./{path}"], cwd=root,
+                          capture_output=True)
+    return proc.stdout.decode("utf-8") if proc.returncode == 0 else None
+
+
+# --- params and metrics -------------------------------------------------------------------------
+
+def _rows(result: dict, what: str, labels: dict[str, str], notes: list[str]) -> list[DiffRow]:
+    """Sorted rows from a DVC diff result; read errors other than a missing file become notes."""
+    for rev, err in sorted((result.get("errors") or {}).items()):
+        errs = err.items() if isinstance(err, dict) else [("", err)]
+        for path, e in sorted(errs, key=lambda pe: pe[0]):
+            if not isinstance(e, FileNotFoundError):  # a missing file is just "absent"
+                where = f"{path} at {labels.get(rev, rev)}" if path else labels.get(rev, rev)
+                notes.append(f"{what}: {where} could not be read ({e})")
+    rows = []
+    for path, keys in (result.get("diff") or {}).items():
+        for key, d in keys.items():
+            rows.append(DiffRow(path, key, d.get("old"), d.get("new")))
+    return sorted(rows, key=lambda r: (r.file, r.key))
+
+
+def diffs(repo, a: Side, b: Side, notes: list[str]) -> tuple[list[DiffRow], list[DiffRow]]:
+    ra, rb = a.sha or WORKSPACE, b.sha or WORKSPACE
+    labels = {ra: a.label, rb: b.label}
+    params = _rows(repo.params.diff(a_rev=ra, b_rev=rb, all=True), "params", labels, notes)
+    metrics = _rows(repo.metrics.diff(a_rev=ra, b_rev=rb, all=True), "metrics", labels, notes)
+    return params, metrics
+
+
+def change(old: Any, new: Any) -> tuple[float, float | None] | None:
+    """(absolute, percent) change for two numbers; percent is None when old is 0."""
+    def num(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    if not (num(old) and num(new)):
+        return None
+    delta = new - old
+    return delta, (delta / abs(old) * 100.0 if old else None)
+
+
+# --- curves and samples -------------------------------------------------------------------------
+
+def parse_curve(text: str | None, column: str) -> list[tuple[float, float]] | None:
+    """(step, value) pairs from a curve CSV; tolerant of extra columns and blank cells."""
+    if text is None:
+        return None
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames is None or column not in reader.fieldnames:
+        return None
+    points = []
+    for i, row in enumerate(reader):
+        try:
+            x = float(row["step"]) if row.get("step") not in (None, "") else float(i)
+            y = float(row[column])
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(x) and math.isfinite(y):
+            points.append((x, y))
+    return points
+
+
+def curves(root: Path, a: Side, b: Side) -> list[Curve]:
+    cache: dict[tuple[Side, str], str | None] = {}
+
+    def text(side, path):
+        if (side, path) not in cache:
+            cache[side, path] = read_text(root, side, path)
+        return cache[side, path]
+
+    out = []
+    for stage, file, column in CURVES:
+        path = f"metrics/plots/{stage}/{file}"
+        out.append(Curve(stage, file, column, parse_curve(text(a, path), column),
+                         parse_curve(text(b, path), column)))
+    return out
+
+
+def load_samples(text: str | None, side: Side, notes: list[str]) -> dict | None:
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        notes.append(f"{SAMPLES} at {side.label}: invalid JSON ({err.msg}); shown as absent")
+        return None
+    if not isinstance(data, dict):
+        notes.append(f"{SAMPLES} at {side.label}: expected an object; shown as absent")
+        return None
+    return {str(m): v for m, v in data.items() if isinstance(v, dict)}
+
+
+def samples(root: Path, a: Side, b: Side, notes: list[str]):
+    sa = load_samples(read_text(root, a, SAMPLES), a, notes)
+    sb = load_samples(read_text(root, b, SAMPLES), b, notes)
+    models = sorted(set(sa or {}) | set(sb or {}), key=lambda m: (m not in ("pretrain", "sft"), m))
+    table = {}
+    for model in models:
+        ma, mb = (sa or {}).get(model, {}), (sb or {}).get(model, {})
+        prompts = list(ma) + [p for p in mb if p not in ma]
+        table[model] = [(p, _str(ma.get(p)), _str(mb.get(p))) for p in prompts]
+    return table, (sa is None, sb is None)
+
+
+def _str(v: Any) -> str | None:
+    return None if v is None else v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+def build(root: str | Path = ".", a: str = "HEAD", b: str = WORKSPACE, all_params: bool = False) -> Report:
+    from dvc.exceptions import NotDvcRepoError
+    from dvc.repo import Repo
+    try:
+        repo = Repo(str(root))
+    except NotDvcRepoError:
+        raise UserError(f"{Path(root).resolve()}: not inside a DVC repository "
+                        f"(run from the project, or pass --repo)") from None
+    with repo:
+        side_a, side_b = resolve(repo, a), resolve(repo, b)
+        top = Path(repo.root_dir)
+        notes: list[str] = []
+        params, metrics = diffs(repo, side_a, side_b, notes)
+    shown = params if all_params else [r for r in params if r.changed]
+    table, absent = samples(top, side_a, side_b, notes)
+    return Report(side_a, side_b, shown, metrics, curves(top, side_a, side_b), table, absent,
+                  hidden_params=len(params) - len(shown), notes=notes)
