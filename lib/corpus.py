@@ -19,10 +19,11 @@ from lib.errors import UserError
 from lib.io import JsonlWriter, atomic_write_text, iter_jsonl
 from lib.params import check
 
-_TOKEN = re.compile(r"(?<![\w.])[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*(?![\w])")
+# an identifier-shaped word, not part of a dotted name, path or file name (x.GPU, a_b.txt)
+_TOKEN = re.compile(r"(?<![\w./])[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*(?!\w|[./]\w)")
 _CAMEL = re.compile(r"[a-z][A-Z]|[A-Z]{2,}[a-z]{2,}")
 _ALLCAPS = re.compile(r"^[A-Z][A-Z0-9]*[A-Z][A-Z0-9]*$")
-_HEADING = re.compile(r"^#{1,6}\s", re.M)
+_HEADING = re.compile(r"^#{1,6}\s.*$", re.M)  # headings shout (OVERVIEW); skip them
 
 
 @dataclass

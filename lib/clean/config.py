@@ -1,0 +1,68 @@
+"""The `clean:` section of params.yaml (the dataclass is the schema; every filter on by default)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lib.clean.language import LANGUAGES
+from lib.params import check
+
+
+@dataclass
+class CleanParams:
+    # Gopher-style quality (on the prose outside code blocks)
+    min_words: int = 50                   # fewer words: too_short
+    max_words: int = 200_000              # more words: too_long
+    min_mean_word_length: float = 3.0
+    max_mean_word_length: float = 10.0
+    min_alpha_ratio: float = 0.6          # alphabetic share of non-space characters
+    max_symbol_ratio: float = 0.1         # '#' and '...' per word
+    min_stop_words: int = 2               # distinct words of {the, be, to, of, and, that, have, with}
+    max_bullet_line_ratio: float = 0.9
+    max_ellipsis_line_ratio: float = 0.3
+    # repetition (Gopher)
+    max_dup_line_ratio: float = 0.3       # lines that repeat an earlier line
+    max_dup_line_char_ratio: float = 0.2
+    max_dup_para_ratio: float = 0.3
+    max_dup_para_char_ratio: float = 0.2
+    max_top_ngram_ratio: dict[str, float] = field(
+        default_factory=lambda: {"2": 0.20, "3": 0.18, "4": 0.16})
+    max_dup_ngram_ratio: dict[str, float] = field(
+        default_factory=lambda: {"5": 0.15, "6": 0.14, "7": 0.13, "8": 0.12, "9": 0.11, "10": 0.10})
+    # navigation pages and language
+    max_link_ratio: float = 0.5           # share of characters inside link anchors
+    language: str = "en"
+    min_language_score: float = 0.15      # stop-word share of the expected language
+    # deduplication: exact, then MinHash/LSH near-duplicates over word shingles
+    near_dup_threshold: float = 0.8       # estimated Jaccard similarity that counts as duplicate
+    shingle_size: int = 5
+    minhash_perm: int = 128
+    lsh_bands: int = 16                   # minhash_perm must be a multiple of lsh_bands
+    minhash_seed: int = 1337
+    unwrap_lines: bool = True             # text/Markdown: join hard-wrapped lines into paragraphs
+    # PDF layout
+    pdf_repeat_share: float = 0.5         # a top/bottom line on this share of pages is a running header
+    pdf_repeat_min_pages: int = 3
+    workers: int = 2                      # processes; output is identical for any count
+    raw_dir: str = "data/raw"
+    out_dir: str = "data/clean"
+
+    def __post_init__(self) -> None:
+        check(self.min_words >= 0, "min_words", "must be >= 0")
+        check(self.max_words > self.min_words, "max_words", "must be greater than min_words")
+        check(0 < self.min_mean_word_length < self.max_mean_word_length, "min_mean_word_length",
+              "must be > 0 and below max_mean_word_length")
+        for key in ("min_alpha_ratio", "max_symbol_ratio", "max_bullet_line_ratio",
+                    "max_ellipsis_line_ratio", "max_dup_line_ratio", "max_dup_line_char_ratio",
+                    "max_dup_para_ratio", "max_dup_para_char_ratio", "max_link_ratio",
+                    "min_language_score", "near_dup_threshold", "pdf_repeat_share"):
+            check(0.0 <= getattr(self, key) <= 1.0, key, "must be between 0 and 1")
+        for key in ("max_top_ngram_ratio", "max_dup_ngram_ratio"):
+            for n, ratio in getattr(self, key).items():
+                check(n.isdigit() and 1 <= int(n) <= 20, f"{key}.{n}", "n-gram size must be 1..20")
+                check(0.0 <= ratio <= 1.0, f"{key}.{n}", "must be between 0 and 1")
+        check(self.language in LANGUAGES, "language", f"must be one of {', '.join(LANGUAGES)}")
+        check(1 <= self.shingle_size <= 20, "shingle_size", "must be 1..20")
+        check(self.lsh_bands >= 1 and self.minhash_perm % self.lsh_bands == 0, "lsh_bands",
+              f"must divide minhash_perm ({self.minhash_perm})")
+        check(self.pdf_repeat_min_pages >= 2, "pdf_repeat_min_pages", "must be >= 2")
+        check(1 <= self.workers <= 256, "workers", "must be between 1 and 256")

@@ -1,0 +1,45 @@
+"""One raw document to (title, normalised text) or a failure reason, by its sniffed type."""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+from lib.clean.config import CleanParams
+from lib.clean.html import Extracted, extract_html
+from lib.clean.pdf import extract_pdf
+from lib.clean.quality import markdown_link_chars
+from lib.clean.text import decode, normalise, unwrap
+
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.M)
+
+
+def extract(data: bytes, type_: str, content_type: str | None, p: CleanParams,
+            stats: Counter) -> Extracted:
+    if type_ == "html":
+        got = extract_html(data, content_type, stats)
+    elif type_ == "pdf":
+        got = extract_pdf(data, stats, p.pdf_repeat_share, p.pdf_repeat_min_pages)
+    elif type_ in ("text", "markdown"):
+        text = decode(data, None, stats)
+        got = Extracted("", text, markdown_link_chars(text))
+    else:
+        return Extracted("", "", reason="unsupported_type")
+    if got.reason:
+        return got
+    text = normalise(got.text, stats)
+    if type_ in ("text", "markdown") and p.unwrap_lines:
+        text = unwrap(text, stats)
+    title = " ".join(normalise(got.title, Counter()).split())
+    if not title:
+        m = _HEADING.search(text)
+        first = m.group(1) if m else next((ln for ln in text.split("\n") if ln.strip()), "")
+        title = " ".join(first.split())[:200]
+    return Extracted(title, text, got.link_chars, None if text.strip() else "empty")
+
+
+def read_raw(path: str) -> bytes | None:
+    try:
+        return Path(path).read_bytes()
+    except OSError:
+        return None

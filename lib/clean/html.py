@@ -1,0 +1,160 @@
+"""Main-content extraction from HTML with BeautifulSoup.
+
+Boilerplate (nav, header, footer, aside, scripts, forms, cookie banners, breadcrumbs, "edit this
+page" links) is removed; headings, lists and code blocks keep their structure as light Markdown,
+and <pre> keeps its line breaks and indentation inside ``` fences.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from bs4 import BeautifulSoup, NavigableString
+from bs4.element import Comment, Declaration, Doctype, ProcessingInstruction, Tag
+
+from lib.clean.text import declared_charset, decode
+
+DROP_TAGS = ["script", "style", "noscript", "nav", "header", "footer", "aside", "form", "iframe",
+             "svg", "button", "template", "select", "input", "textarea", "object", "embed", "canvas"]
+DROP_ROLES = {"navigation", "banner", "contentinfo", "complementary", "search", "menu", "menubar"}
+_BOILER = re.compile(r"(^|[-_ ])(cookies?|consent|gdpr|breadcrumbs?|navbar|sidebar|skip-?link|"
+                     r"edit-?(this-?)?page|edit-?link|share|social|advert|ads|banner|related(-?posts)?|"
+                     r"byline|post-?meta|tags|paywall|cookie-?(banner|consent|notice)|"
+                     r"footer|site-?header|masthead|toc-?sidebar|sitesub|catlinks|printfooter|editsection|"
+                     r"noprint|jump-?to-?nav|mw-jump|skip-?to-?content|newsletter|subscribe)([-_ ]|$)", re.I)
+_EDIT_LINK = re.compile(r"^\s*(edit (this page|on github|page|source)|view (page )?source|"
+                        r"improve this page|suggest (an )?edit|report an issue)\b", re.I)
+HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
+BLOCKS = {"p", "div", "section", "article", "main", "body", "blockquote", "figure", "figcaption",
+          "dl", "dt", "dd", "table", "thead", "tbody", "tfoot", "tr", "address", "details",
+          "summary", "center", "hr", "caption", "html"}
+_SKIP_STRINGS = (Comment, Declaration, Doctype, ProcessingInstruction)
+_BR = "\x01"
+
+
+@dataclass
+class Extracted:
+    title: str
+    text: str
+    link_chars: int = 0   # non-space characters inside links (for the link-list filter)
+    reason: str | None = None
+
+
+def _remove_boilerplate(soup: BeautifulSoup, stats: Counter) -> None:
+    for a in soup.find_all("a"):
+        if not a.decomposed and _EDIT_LINK.match(a.get_text()):
+            stats["html_edit_links"] += 1
+            a.decompose()
+    for tag in soup.find_all(DROP_TAGS):
+        if not tag.decomposed:
+            stats["html_boilerplate_elements"] += 1
+            tag.decompose()
+    for tag in soup.find_all(True):
+        if tag.decomposed or tag.name in HEADINGS or tag.name in ("main", "article", "body", "html"):
+            continue
+        attrs = tag.attrs or {}
+        role = str(attrs.get("role", "")).lower()
+        marks = " ".join(attrs.get("class", []) if isinstance(attrs.get("class"), list) else [])
+        marks += " " + str(attrs.get("id", ""))
+        if role in DROP_ROLES or (marks.strip() and _BOILER.search(marks)):
+            stats["html_boilerplate_elements"] += 1
+            tag.decompose()
+
+
+def _root(soup: BeautifulSoup) -> Tag:
+    main = soup.find("main") or soup.find(attrs={"role": "main"})
+    if main is not None:
+        return main
+    articles = soup.find_all("article")
+    if articles:
+        return max(articles, key=lambda a: len(a.get_text()))
+    return soup.body or soup
+
+
+class _Renderer:
+    def __init__(self):
+        self.lines: list[str] = []
+        self.inline: list[str] = []
+        self.prefix = ""
+        self.link_chars = 0
+
+    def flush(self) -> None:
+        raw = "".join(self.inline)
+        self.inline.clear()
+        parts = [" ".join(p.split()).removesuffix(" |") for p in raw.split(_BR)]
+        parts = [p for p in parts if p]
+        if parts:
+            self.lines.append(self.prefix + parts[0])
+            pad = " " * len(self.prefix)
+            self.lines.extend(pad + p for p in parts[1:])
+            if not self.prefix:
+                self.lines.append("")
+        self.prefix = ""
+
+    def walk(self, node: Tag, depth: int = 0) -> None:
+        for child in node.children:
+            if isinstance(child, NavigableString):
+                if not isinstance(child, _SKIP_STRINGS):
+                    self.inline.append(str(child))
+                continue
+            name = child.name
+            if name == "pre":
+                self.flush()
+                code = child.get_text().strip("\n")
+                if code.strip():
+                    self.lines.extend(["```", *code.split("\n"), "```", ""])
+            elif name in HEADINGS:
+                self.flush()
+                title = " ".join(child.get_text(" ").split())
+                if title:
+                    self.lines.extend(["#" * HEADINGS[name] + " " + title, ""])
+            elif name in ("ul", "ol"):
+                self.flush()
+                self._list(child, depth)
+                if depth == 0:
+                    self.lines.append("")
+            elif name == "br":
+                self.inline.append(_BR)
+            elif name == "a":
+                self.link_chars += sum(1 for ch in child.get_text() if not ch.isspace())
+                self.walk(child, depth)
+            elif name in ("td", "th"):
+                self.walk(child, depth)
+                self.inline.append(" | ")
+            elif name in BLOCKS:
+                self.flush()
+                self.walk(child, depth)
+                self.flush()
+            else:
+                self.walk(child, depth)
+
+    def _list(self, node: Tag, depth: int) -> None:
+        items = [li for li in node.children if isinstance(li, Tag) and li.name == "li"]
+        for i, li in enumerate(items, start=1):
+            marker = f"{i}. " if node.name == "ol" else "- "
+            self.prefix = "  " * depth + marker
+            self.walk(li, depth + 1)
+            self.flush()
+
+
+def extract_html(data: bytes, content_type: str | None, stats: Counter) -> Extracted:
+    text = decode(data, declared_charset(data, content_type), stats)
+    soup = BeautifulSoup(text, "html.parser")
+    title_tag = soup.title
+    title = " ".join(title_tag.get_text().split()) if title_tag else ""
+    _remove_boilerplate(soup, stats)
+    root = _root(soup)
+    h1 = root.find("h1")
+    heading = " ".join(h1.get_text().split()) if h1 else ""
+    if heading and (not title or title.startswith(heading)):  # "Topic | Site name" -> "Topic"
+        title = heading
+    renderer = _Renderer()
+    try:
+        renderer.walk(root)
+        renderer.flush()
+        body = "\n".join(renderer.lines)
+    except RecursionError:  # absurdly deep markup: fall back to flat text
+        stats["html_flat_fallback"] += 1
+        body = root.get_text("\n")
+    return Extracted(title, body, renderer.link_chars)

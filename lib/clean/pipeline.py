@@ -1,0 +1,163 @@
+"""The clean stage's work: extract, normalise and filter in worker processes (streaming, in
+manifest order), then exact and near-duplicate removal in the parent; docs, rejects, metrics."""
+from __future__ import annotations
+
+import multiprocessing as mp
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from tqdm import tqdm
+
+from lib.clean import quality
+from lib.clean.config import CleanParams
+from lib.clean.dedup import NearDuplicateIndex, minhash, text_hash
+from lib.clean.extract import extract, read_raw
+from lib.clean.text import prose
+from lib.errors import UserError
+from lib.io import JsonlWriter, iter_jsonl
+
+_PARAMS: CleanParams | None = None
+# Every reason a document can be dropped for, in pipeline order; metrics list each (0 included)
+# so a rule that never fired is visible.
+REASONS = ("missing_raw", "unsupported_type", "extract_error", "pdf_corrupt", "pdf_encrypted",
+           "pdf_scanned", "empty", "link_list", "too_short", "too_long", "language",
+           "mean_word_length", "alpha_ratio", "symbol_ratio", "stop_words", "bullet_lines",
+           "ellipsis_lines", "dup_lines", "dup_paragraphs", "top_ngram", "dup_ngrams",
+           "duplicate_exact", "duplicate_near")
+RULES = ("charset_sniffed", "control_chars_stripped", "html_boilerplate_elements", "html_edit_links",
+         "ligatures_expanded", "lines_unwrapped", "mojibake_repaired", "pdf_breaks_rejoined",
+         "pdf_duplicate_pages_removed", "pdf_headings", "pdf_hyphens_joined", "pdf_hyphens_kept",
+         "pdf_line_numbers_removed", "pdf_page_numbers_removed", "pdf_running_lines_removed",
+         "pdf_scanned_pages", "pdf_two_column_bands")
+
+
+def _init(params: CleanParams) -> None:
+    global _PARAMS
+    _PARAMS = params
+
+
+def process(task: dict, p: CleanParams | None = None) -> dict:
+    """Everything that needs only one document. Returns a result dict (picklable)."""
+    p = p or _PARAMS
+    if task.get("skip"):
+        return _result(task, reason=task["skip"])
+    data = read_raw(task["path"])
+    if data is None:
+        return _result(task, reason="missing_raw")
+    return process_bytes(data, task, p)
+
+
+def _result(task: dict, **kw) -> dict:
+    out = {"source": task.get("source"), "type": task.get("type"), "bytes": task.get("bytes") or 0,
+           "stats": Counter(), "chars": 0, "words": 0, "reason": None, "detail": None}
+    out.update(kw)
+    return out
+
+
+def process_bytes(data: bytes, task: dict, p: CleanParams) -> dict:
+    """Extract, normalise, filter and sign one document given its bytes."""
+    out = _result(task)
+    stats = out["stats"]
+    try:
+        got = extract(data, task["type"], task.get("content_type"), p, stats)
+    except Exception as err:  # noqa: BLE001 -- one bad document must not stop the run
+        out["reason"], out["detail"] = "extract_error", f"{type(err).__name__}: {err}"[:200]
+        return out
+    if got.reason:
+        out["reason"] = got.reason
+        return out
+    text = got.text
+    body = prose(text)
+    words = body.split()
+    total_words = len(text.split())
+    out.update(title=got.title, text=text, chars=len(text), words=total_words)
+    nonspace = len(text) - sum(text.count(c) for c in " \n\t")
+    for check in (lambda: quality.link_list(nonspace, got.link_chars, p),
+                  lambda: quality.length(total_words, p),
+                  lambda: quality.language(body, p),
+                  lambda: quality.gopher_quality(body, words, p),
+                  lambda: quality.repetition(body, words, p)):
+        failed = check()
+        if failed:
+            out["reason"], out["detail"] = failed
+            return out
+    out["hash"] = text_hash(text)
+    out["signature"] = minhash(text, p.shingle_size, p.minhash_perm, p.minhash_seed)
+    return out
+
+
+def _tasks(manifest: Path) -> Iterator[dict]:
+    seen: set[str] = set()
+    for _, rec in iter_jsonl(manifest):
+        if rec.get("status") != "ok" or not rec.get("path"):
+            continue
+        task = {k: rec.get(k) for k in ("path", "type", "content_type", "bytes", "sha256")}
+        task["source"] = rec.get("url") or rec["source"]
+        if rec.get("sha256") in seen:  # byte-identical to an earlier item: no need to extract it
+            task["skip"] = "duplicate_exact"
+        seen.add(rec.get("sha256"))
+        yield task
+
+
+def _results(tasks: Iterable[dict], p: CleanParams) -> Iterator[dict]:
+    if p.workers == 1:
+        for task in tasks:
+            yield process(task, p)
+        return
+    # fork: workers inherit the imported modules (PyMuPDF alone takes ~1.5 s to import)
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    with mp.get_context(method).Pool(p.workers, initializer=_init, initargs=(p,)) as pool:
+        yield from pool.imap(process, tasks, chunksize=4)
+
+
+class _Deduplicator:
+    """Exact then near-duplicate check, in arrival (manifest) order: the first copy is kept."""
+
+    def __init__(self, p: CleanParams):
+        self.hashes: set[str] = set()
+        self.near = NearDuplicateIndex(p.minhash_perm, p.lsh_bands, p.near_dup_threshold)
+        self.sources: list[str] = []  # of kept documents, by near-index position
+
+    def check(self, r: dict) -> tuple[str | None, str | None]:
+        if r["hash"] in self.hashes:
+            return "duplicate_exact", None
+        hit = self.near.query_insert(r["signature"])
+        if hit is not None:
+            return "duplicate_near", f"{hit[1]:.3f} similar to {self.sources[hit[0]]}"
+        self.hashes.add(r["hash"])
+        self.sources.append(r["source"])
+        return None, None
+
+
+def clean(p: CleanParams) -> dict:
+    manifest = Path(p.raw_dir) / "manifest.jsonl"
+    if not manifest.exists():
+        raise UserError(f"{manifest}: not found; run the scrape stage first (dvc repro scrape)")
+    t0 = time.perf_counter()
+    m = Counter(dict.fromkeys(("docs_in", "docs_kept", "bytes_in", "chars_in", "words_in",
+                               "chars_out", "words_out"), 0))
+    rules = Counter(dict.fromkeys(RULES, 0))
+    dropped = Counter(dict.fromkeys(REASONS, 0))
+    dedup = _Deduplicator(p)
+    with JsonlWriter(Path(p.out_dir) / "docs.jsonl") as docs, \
+            JsonlWriter(Path(p.out_dir) / "rejects.jsonl") as rejects:
+        for r in tqdm(_results(_tasks(manifest), p), desc="clean", unit="doc", file=sys.stderr):
+            m.update(docs_in=1, bytes_in=r["bytes"], chars_in=r["chars"], words_in=r["words"])
+            rules.update(r["stats"])
+            reason, detail = (r["reason"], r["detail"]) if r["reason"] else dedup.check(r)
+            if reason is not None:
+                dropped[reason] += 1
+                rejects.write({"source": r["source"], "reason": reason, "detail": detail,
+                               "type": r["type"], "chars": r["chars"], "words": r["words"]})
+                continue
+            m.update(docs_kept=1, chars_out=r["chars"], words_out=r["words"])
+            docs.write({"id": r["hash"][:16], "source": r["source"], "title": r["title"],
+                        "text": r["text"], "type": r["type"], "chars": r["chars"],
+                        "words": r["words"]})
+    return {**dict(sorted(m.items())), "dropped": dict(sorted(dropped.items())),
+            "dropped_total": sum(dropped.values()), "rules": dict(sorted(rules.items())),
+            "rules_not_fired": sorted(k for k, v in {**dropped, **rules}.items() if v == 0),
+            "seconds": round(time.perf_counter() - t0, 3), "workers": p.workers}

@@ -1,0 +1,45 @@
+"""Raw document store: files named by content hash and one manifest record per source item."""
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from pathlib import Path
+
+from lib.io import atomic_write_bytes
+from lib.scrape.sniff import CONTENT_TYPES, EXTENSIONS, sniff
+
+
+def record(source: str, url: str | None = None, sha256: str | None = None, nbytes: int = 0,
+           type_: str = "unknown", content_type: str | None = None, reason: str | None = None,
+           path: str | None = None) -> dict:
+    """The manifest record; every key is always present so readers need no defaults."""
+    return {"source": source, "url": url, "sha256": sha256, "bytes": nbytes, "type": type_,
+            "content_type": content_type, "status": "failed" if reason else "ok",
+            "reason": reason, "path": path}
+
+
+class RawStore:
+    """Writes documents under ``tmp_dir/docs`` while manifest paths name ``out_dir/docs``."""
+
+    def __init__(self, tmp_dir: Path, out_dir: str):
+        self.tmp_dir = Path(tmp_dir)
+        self.out_dir = out_dir.rstrip("/")
+        (self.tmp_dir / "docs").mkdir(parents=True, exist_ok=True)
+        self.written: set[str] = set()
+        self.types: Counter[str] = Counter()
+
+    def add(self, source: str, url: str | None, data: bytes, content_type: str = "",
+            name_hint: str = "") -> dict:
+        if not data:
+            return record(source, url, content_type=content_type or None, reason="empty")
+        type_ = sniff(data, name_hint or url or source, content_type)
+        ctype = content_type or CONTENT_TYPES[type_]
+        sha = hashlib.sha256(data).hexdigest()
+        if type_ == "unknown":
+            return record(source, url, sha, len(data), type_, ctype, reason="unsupported_type")
+        name = f"{sha}.{EXTENSIONS[type_]}"
+        if name not in self.written:
+            atomic_write_bytes(self.tmp_dir / "docs" / name, data)
+            self.written.add(name)
+            self.types[type_] += 1
+        return record(source, url, sha, len(data), type_, ctype, path=f"{self.out_dir}/docs/{name}")

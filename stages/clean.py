@@ -1,0 +1,29 @@
+"""Stage clean: data/raw/ (manifest + documents) to data/clean/docs.jsonl and rejects.jsonl.
+
+Extraction (HTML main content, PDF layout), normalisation, quality/repetition/link-list/language
+filters and exact + near-duplicate removal; every dropped document is recorded with its reason.
+"""
+from __future__ import annotations
+
+import sys
+
+from lib.clean import CleanParams, clean
+from lib.errors import UserError, run_stage
+from lib.io import write_json
+from lib.params import load_section
+
+
+def main() -> None:
+    params = load_section("clean", CleanParams)
+    metrics = clean(params)
+    write_json("metrics/clean.json", metrics)
+    dropped = ", ".join(f"{k} {v}" for k, v in metrics["dropped"].items() if v) or "none"
+    print(f"clean: kept {metrics['docs_kept']} of {metrics['docs_in']} documents "
+          f"(dropped: {dropped}) in {metrics['seconds']} s", file=sys.stderr)
+    if metrics["docs_kept"] == 0:
+        raise UserError("clean kept no documents; see data/clean/rejects.jsonl for the reasons and "
+                        "relax the thresholds in params.yaml `clean:` if they are too strict")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,25 @@
+"""Stage corpus: data/clean/docs.jsonl to data/corpus/{train,val}.jsonl and terms.txt.
+
+The split is by a hash of each document's text (seeded), so adding a document never moves
+another; terms.txt lists domain terms mined from the corpus for the tokenizer.
+"""
+from __future__ import annotations
+
+import sys
+
+from lib.corpus import CorpusParams, build
+from lib.errors import run_stage
+from lib.io import write_json
+from lib.params import load_section, load_seed
+
+
+def main() -> None:
+    params = load_section("corpus", CorpusParams)
+    metrics = build(params, load_seed())
+    write_json("metrics/corpus.json", metrics)
+    print(f"corpus: {metrics['train']['docs']} train / {metrics['val']['docs']} val documents, "
+          f"{metrics['terms']} terms", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run_stage(main)
