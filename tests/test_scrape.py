@@ -148,3 +148,20 @@ def test_file_url_and_parquet_without_pyarrow(tmp_path, monkeypatch):
         assert manifest[1]["reason"] == "parquet_needs_pyarrow"
     else:
         assert manifest[1]["reason"] == "unreadable"
+
+
+def test_parquet_dataset_one_document_per_record(tmp_path, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    monkeypatch.chdir(tmp_path)
+    texts = ["MPI_Allreduce combines values from every rank.", "", "OpenMP threads share the heap."]
+    table = pa.table({"body": texts, "link": ["https://a.example/1", None, "https://a.example/3"]})
+    pq.write_table(table, tmp_path / "dump.parquet")
+    p = params(tmp_path, [{"dataset": "dump.parquet", "text_field": "body", "url_field": "link"}], out_dir="raw")
+    _, manifest = scrape(p)
+    ok = [m for m in manifest if m["status"] == "ok"]
+    assert [m["url"] for m in ok] == ["https://a.example/1", "https://a.example/3"]
+    assert {m["source"] for m in manifest} == {"dump.parquet#R1", "dump.parquet#R2", "dump.parquet#R3"}
+    stored = sorted((tmp_path / "raw" / "docs").iterdir())
+    assert sorted(p.read_text() for p in stored) == sorted(t for t in texts if t)

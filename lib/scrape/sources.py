@@ -112,7 +112,7 @@ def _jsonl(path: Path, src: Source):
 def _parquet(path: Path, src: Source):
     where = display_path(path)
     try:
-        import pyarrow.parquet as pq  # optional: not a dependency of the project
+        import pyarrow.parquet as pq  # a dependency; imported lazily since most runs read no Parquet
     except ImportError:
         yield where, None, None, "parquet_needs_pyarrow"
         return
