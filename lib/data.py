@@ -2,70 +2,264 @@
 
 Training windows are random but reproducible: batch ``i`` is drawn from a generator seeded with
 ``(seed, i)``, so the loader's whole state is the index of the next batch -- which is what a
-resumed run restores. Validation is one fixed, complete, non-overlapping pass.
+resumed run restores, and why any number of loader workers gives the same batches. Under DDP
+the generator draws one global batch of ``batch_size * world_size`` windows and rank ``r`` keeps
+rows ``r::world_size``: ranks see disjoint rows, and together exactly what one process with the
+global batch would see. Validation is one fixed, complete, non-overlapping pass.
 """
 from __future__ import annotations
 
+import itertools
+import queue
+import threading
 from typing import Iterator
 
 import numpy as np
 import torch
 
 from lib.errors import UserError
-from lib.shards import Shard
+from lib.shards import Shard, open_shard
+
+# Pages of a memmap that a long run has touched count as the process's memory until unmapped;
+# mapping the files afresh now and then keeps resident memory flat (cheap: no data is copied).
+REMAP_EVERY = 1024
+
+Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 class TrainWindows:
-    """Seeded random windows of ``seq_len + 1`` tokens, uniform over all shards' positions."""
+    """Seeded random windows of ``seq_len + 1`` tokens, uniform over all allowed start positions.
 
-    def __init__(self, shards: list[Shard], seq_len: int, batch_size: int, seed: int):
+    ``cross_documents=False`` keeps every window inside one document (documents shorter than
+    ``seq_len + 1`` tokens are then never drawn). ``pin_memory`` returns page-locked tensors so
+    ``.to("cuda", non_blocking=True)`` overlaps the copy with compute (only when CUDA is present).
+    """
+
+    def __init__(self, shards: list[Shard], seq_len: int, batch_size: int, seed: int,
+                 rank: int = 0, world_size: int = 1, cross_documents: bool = True, pin_memory: bool = False):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
+        if seq_len < 1 or batch_size < 1:
+            raise ValueError(f"seq_len ({seq_len}) and batch_size ({batch_size}) must be >= 1")
         self.shards, self.seq_len, self.batch_size, self.seed = shards, seq_len, batch_size, seed
-        starts = np.array([max(0, len(s.tokens) - seq_len) for s in shards], dtype=np.int64)
-        if starts.sum() == 0:
-            longest = max(len(s.tokens) for s in shards)
-            raise UserError(f"training shards hold at most {longest} tokens per shard, fewer than "
+        self.rank, self.world_size, self.cross_documents = rank, world_size, cross_documents
+        self.pin_memory = pin_memory and torch.cuda.is_available()
+        self._span_shard, self._span_begin, self._cum = _spans(shards, seq_len, cross_documents)
+        if len(self._cum) == 0 or self._cum[-1] == 0:
+            what = "per shard" if cross_documents else "per document"
+            longest = max(_lengths(shards, cross_documents), default=0)
+            raise UserError(f"training shards hold at most {longest} tokens {what}, fewer than "
                             f"seq_len + 1 = {seq_len + 1}; lower seq_len or add documents")
-        self._cum = np.cumsum(starts)
+        self._maps = self._map()
+        self._calls = 0
         self.next_index = 0
 
-    def batch(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rng = np.random.default_rng([self.seed, index])
-        picks = rng.integers(0, self._cum[-1], size=self.batch_size)
-        shard_ids = np.searchsorted(self._cum, picks, side="right")
-        begins = picks - np.concatenate([[0], self._cum[:-1]])[shard_ids]
-        rows = np.stack([self.shards[s].tokens[b:b + self.seq_len + 1] for s, b in zip(shard_ids, begins)])
-        return _to_tensors(rows)
+    @property
+    def global_batch(self) -> int:
+        return self.batch_size * self.world_size
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batch(self, index: int) -> Batch:
+        return _to_tensors(self.rows(index), self.pin_memory)
+
+    def rows(self, index: int) -> np.ndarray:
+        """Batch ``index`` as one int64 array of ``batch_size`` windows of ``seq_len + 1`` tokens."""
+        rng = np.random.default_rng([self.seed, index])
+        picks = rng.integers(0, self._cum[-1], size=self.global_batch)[self.rank::self.world_size]
+        span = np.searchsorted(self._cum, picks, side="right")
+        prev = np.where(span > 0, self._cum[span - 1], 0)
+        begins = self._span_begin[span] + (picks - prev)
+        rows = np.empty((self.batch_size, self.seq_len + 1), dtype=np.int64)
+        maps = self._tokens()
+        for k, (s, b) in enumerate(zip(self._span_shard[span].tolist(), begins.tolist())):
+            rows[k] = maps[s][b:b + self.seq_len + 1]
+        return rows
+
+    def __iter__(self) -> Iterator[Batch]:
         while True:
             batch = self.batch(self.next_index)
             self.next_index += 1
             yield batch
 
     def state_dict(self) -> dict:
-        return {"next_index": self.next_index}
+        return {"next_index": self.next_index, "seed": self.seed, "global_batch": self.global_batch,
+                "seq_len": self.seq_len, "cross_documents": self.cross_documents}
 
     def load_state_dict(self, state: dict) -> None:
+        # A different seed or global batch would silently change the stream a resumed run sees.
+        for key in ("seed", "global_batch", "seq_len", "cross_documents"):
+            if key in state and state[key] != getattr(self, key):
+                raise UserError(f"loader state was saved with {key}={state[key]}, but this run has "
+                                f"{getattr(self, key)}; resume with the same settings or start afresh")
         self.next_index = int(state["next_index"])
 
+    def _tokens(self) -> list[np.ndarray]:
+        self._calls += 1
+        if self._calls % REMAP_EVERY == 0:
+            self._maps = self._map()
+        return self._maps
 
-def val_windows(shards: list[Shard], seq_len: int, batch_size: int,
-                max_batches: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Non-overlapping windows covering every shard once, in order, batched."""
-    rows, produced = [], 0
+    def __getstate__(self) -> dict:
+        # sent to a spawned loader worker: without the mapped views, which would pickle every token
+        return {k: v for k, v in self.__dict__.items() if k != "_maps"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._maps = self._map()
+
+    def _map(self) -> list[np.ndarray]:
+        # Own mappings (not the caller's Shard memmaps, whose touched pages would stay resident),
+        # as plain ndarray views: slicing an np.memmap costs ~3 us more per window.
+        return [np.asarray(open_shard(s.path).tokens) for s in self.shards]
+
+
+def _spans(shards: list[Shard], seq_len: int, cross_documents: bool):
+    """Runs of allowed window starts: (shard index, first start, cumulative count) per run --
+    one run per shard, or one per document when windows must stay inside documents."""
+    span_shard, span_begin, counts = [], [], []
+    for i, shard in enumerate(shards):
+        if cross_documents:
+            begin = np.zeros(1, dtype=np.int64)
+            n = np.array([max(0, len(shard.tokens) - seq_len)], dtype=np.int64)
+        else:
+            off = np.asarray(shard.offsets, dtype=np.int64)
+            begin, n = off[:-1], np.maximum(0, np.diff(off) - seq_len)
+            keep = n > 0
+            begin, n = begin[keep], n[keep]
+        span_shard.append(np.full(len(n), i, dtype=np.int64))
+        span_begin.append(begin)
+        counts.append(n)
+    cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0, dtype=np.int64)  # noqa: E731
+    return cat(span_shard), cat(span_begin), np.cumsum(cat(counts))
+
+
+def _lengths(shards: list[Shard], per_document: bool) -> Iterator[int]:
     for shard in shards:
-        n = (len(shard.tokens) - 1) // seq_len
-        for w in range(n):
-            rows.append(shard.tokens[w * seq_len:w * seq_len + seq_len + 1])
-            if len(rows) == batch_size:
-                yield _to_tensors(np.stack(rows))
-                rows, produced = [], produced + 1
-                if max_batches is not None and produced >= max_batches:
-                    return
-    if rows:
-        yield _to_tensors(np.stack(rows))
+        if per_document:
+            off = np.asarray(shard.offsets, dtype=np.int64)
+            if len(off) > 1:
+                yield int(np.diff(off).max())
+        else:
+            yield len(shard.tokens)
 
 
-def _to_tensors(rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    data = torch.from_numpy(rows.astype(np.int64))
-    return data[:, :-1], data[:, 1:]
+def val_windows(shards: list[Shard], seq_len: int, batch_size: int, max_batches: int | None = None,
+                rank: int = 0, world_size: int = 1, pin_memory: bool = False) -> Iterator[Batch]:
+    """Non-overlapping windows covering every shard once, in order, batched.
+
+    Under DDP rank ``r`` takes windows ``r::world_size``; the last ``n % world_size`` windows are
+    left out so every rank runs the same number of batches (collectives would otherwise hang).
+    """
+    pin = pin_memory and torch.cuda.is_available()
+    counts = [max(0, (len(shard.tokens) - 1) // seq_len) for shard in shards]
+    usable = sum(counts) - sum(counts) % world_size
+    starts = ((s, w * seq_len) for s, n in enumerate(counts) for w in range(n))
+    mine = itertools.islice(starts, rank, usable, world_size)
+    produced = 0
+    while max_batches is None or produced < max_batches:
+        picked = list(itertools.islice(mine, batch_size))
+        if not picked:
+            return
+        rows = np.empty((len(picked), seq_len + 1), dtype=np.int64)
+        for k, (s, b) in enumerate(picked):
+            rows[k] = shards[s].tokens[b:b + seq_len + 1]
+        yield _to_tensors(rows, pin)
+        produced += 1
+
+
+def _to_tensors(rows: np.ndarray, pin: bool = False) -> Batch:
+    # Separate contiguous inputs and targets: a strided view would be copied through pageable
+    # memory on its way to the GPU, losing the non-blocking transfer.
+    x = torch.from_numpy(np.ascontiguousarray(rows[:, :-1]))
+    y = torch.from_numpy(np.ascontiguousarray(rows[:, 1:]))
+    if pin:
+        x, y = x.pin_memory(), y.pin_memory()
+    return x, y
+
+
+class _IndexedBatches(torch.utils.data.Dataset):
+    def __init__(self, windows: TrainWindows):
+        self.windows = windows
+
+    def __getitem__(self, index: int) -> Batch:
+        return _to_tensors(self.windows.rows(index))  # pinned by the DataLoader, not in workers
+
+
+class _CountFrom:
+    def __init__(self, start: int):
+        self.start = start
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.count(self.start)
+
+
+class Prefetcher:
+    """A drop-in for ``windows.batch`` that builds the next batches ahead, so ``batch(step)`` for
+    consecutive steps returns at once: in a background thread (``num_workers=0``, the cheap
+    hand-over) or in DataLoader worker processes (``num_workers > 0``, for batches costly enough
+    to outweigh passing tensors between processes). Pinning happens off the training thread.
+
+    Batches are identical to ``windows.batch(step)`` in every mode; asking for a step out of
+    sequence (a resume) restarts the stream at that step.
+    """
+
+    def __init__(self, windows: TrainWindows, num_workers: int = 0, prefetch_factor: int = 4,
+                 pin_memory: bool | None = None):
+        self.windows, self.num_workers, self.prefetch_factor = windows, num_workers, prefetch_factor
+        self.pin_memory = windows.pin_memory if pin_memory is None else pin_memory and torch.cuda.is_available()
+        self._it: Iterator[Batch] | None = None
+        self._stop: threading.Event | None = None
+        self._next = -1
+
+    def __call__(self, index: int) -> Batch:
+        if self._it is None or index != self._next:
+            self.close()
+            self._it = self._processes(index) if self.num_workers > 0 else self._thread(index)
+        self._next = index + 1
+        return next(self._it)
+
+    def _processes(self, start: int) -> Iterator[Batch]:
+        loader = torch.utils.data.DataLoader(
+            _IndexedBatches(self.windows), batch_size=None, sampler=_CountFrom(start),
+            num_workers=self.num_workers, prefetch_factor=self.prefetch_factor, pin_memory=self.pin_memory)
+        return iter(loader)
+
+    def _thread(self, start: int) -> Iterator[Batch]:
+        q: queue.Queue = queue.Queue(maxsize=self.prefetch_factor)
+        stop = self._stop = threading.Event()
+        windows, pin = self.windows, self.pin_memory
+
+        def produce() -> None:
+            index = start
+            while not stop.is_set():
+                try:
+                    item = _to_tensors(windows.rows(index), pin)
+                except BaseException as err:  # handed to the training thread, raised there
+                    item = err
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                index += 1
+
+        threading.Thread(target=produce, daemon=True, name="prefetch").start()
+
+        def consume() -> Iterator[Batch]:
+            while True:
+                item = q.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        return consume()
+
+    def close(self) -> None:
+        it, self._it = self._it, None
+        if self._stop is not None:
+            self._stop.set()
+            self._stop = None
+        if it is not None and hasattr(it, "_shutdown_workers"):
+            it._shutdown_workers()
+
+    def __del__(self):
+        self.close()

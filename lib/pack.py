@@ -1,27 +1,158 @@
-"""Packing a corpus split into shards: params and the document encoder."""
+"""Packing a corpus split into shards: stream the JSONL, encode chunks of documents in worker
+processes, write the results in corpus order.
+
+Memory stays flat: the reader hands out chunks of about ``CHUNK_BYTES`` of raw lines, at most
+``2 * workers`` chunks are in flight, and the writer streams each shard to disk. The output
+depends only on the documents, never on the worker count or the chunking.
+"""
 from __future__ import annotations
 
+import itertools
+import json
+import multiprocessing
+import threading
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from lib.io import iter_jsonl
+import numpy as np
+
+from lib.errors import UserError
 from lib.params import check
+from lib.shards import DTYPE_CODES, DTYPES, SplitWriter, dtype_for_vocab
 from lib.tokenizer import Tokenizer
+
+CHUNK_BYTES = 1 << 20  # raw JSONL per task: large enough to hide the pickling, small for memory
 
 
 @dataclass
 class PackParams:
     dtype: str = "uint16"
     shard_tokens: int = 1_000_000
+    workers: int = 2
 
     def __post_init__(self):
-        check(self.dtype in ("uint16", "uint32"), "dtype", "must be 'uint16' or 'uint32'")
+        check(self.dtype in DTYPE_CODES, "dtype", "must be 'uint16' or 'uint32'")
         check(self.shard_tokens >= 1024, "shard_tokens", "must be >= 1024")
+        check(self.workers >= 1, "workers", "must be >= 1 (1 encodes in the stage's own process)")
 
 
-def encoded_docs(tokenizer: Tokenizer, path: Path, stats: dict) -> Iterator[list[int]]:
-    """BOS + tokens + EOS per document, in corpus order; counts text bytes for bits per byte."""
-    for _, doc in iter_jsonl(path):
-        stats["text_bytes"] = stats.get("text_bytes", 0) + len(doc["text"].encode("utf-8"))
-        yield [tokenizer.bos_id] + tokenizer.encode(doc["text"]) + [tokenizer.eos_id]
+@dataclass
+class Chunk:
+    path: str
+    first_line: int      # 1-based line number of lines[0], for error messages
+    lines: list[bytes]
+
+
+@dataclass
+class Encoded:
+    tokens: np.ndarray   # BOS + ids + EOS of every document, concatenated
+    lengths: np.ndarray  # tokens per document
+    text_bytes: int      # UTF-8 bytes of the documents' text (for bits per byte)
+
+
+def read_chunks(path: Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:
+    """Raw JSONL lines in chunks; parsing happens in the workers."""
+    if not path.exists():
+        raise UserError(f"{path}: file not found; run `dvc repro corpus` first")
+    lines, size, first = [], 0, 1
+    with open(path, "rb") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not lines:
+                first = lineno
+            lines.append(line)
+            size += len(line)
+            if size >= chunk_bytes:
+                yield Chunk(str(path), first, lines)
+                lines, size = [], 0
+    if lines:
+        yield Chunk(str(path), first, lines)
+
+
+_TOKENIZER: Tokenizer | None = None
+
+
+def _init_worker(model_bytes: bytes) -> None:
+    global _TOKENIZER
+    _TOKENIZER = Tokenizer(model_bytes)
+
+
+def encode_chunk(chunk: Chunk, tokenizer: Tokenizer | None = None, dtype: str = "uint16") -> Encoded:
+    """Parse and encode one chunk of JSONL lines: BOS + tokens + EOS per document."""
+    tok = tokenizer or _TOKENIZER
+    texts = []
+    for i, line in enumerate(chunk.lines):
+        if not line.strip():
+            continue
+        where = f"{chunk.path}:{chunk.first_line + i}"
+        try:
+            record = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise UserError(f"{where}: invalid JSON ({err}); fix or remove the line") from None
+        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+            raise UserError(f"{where}: expected an object with a string 'text' field")
+        texts.append(record["text"])
+    ids = tok.encode_batch(texts)
+    lengths = np.fromiter((len(x) + 2 for x in ids), dtype=np.int64, count=len(ids))
+    tokens = np.empty(int(lengths.sum()), dtype=DTYPES[DTYPE_CODES[dtype]])
+    pos = 0
+    for x, n in zip(ids, lengths.tolist()):  # one slice assignment per document, not per token
+        tokens[pos] = tok.bos_id
+        tokens[pos + 1:pos + n - 1] = x
+        tokens[pos + n - 1] = tok.eos_id
+        pos += n
+    return Encoded(tokens, lengths, sum(len(t.encode("utf-8")) for t in texts))
+
+
+def encode_in_order(chunks: Iterator[Chunk], tokenizer: Tokenizer, dtype: str, workers: int) -> Iterator[Encoded]:
+    """Encoded chunks in input order; with ``workers`` > 1 a process pool encodes ahead, at most
+    ``2 * workers`` chunks at a time so memory does not grow with the corpus."""
+    chunks = iter(chunks)
+    head = list(itertools.islice(chunks, 2))
+    if workers == 1 or len(head) < 2:  # a pool is not worth starting for a single chunk
+        for chunk in itertools.chain(head, chunks):
+            yield encode_chunk(chunk, tokenizer, dtype)
+        return
+    chunks = itertools.chain(head, chunks)
+    # fork starts workers in milliseconds with everything imported; it is only safe while this
+    # process runs no other thread, else spawn a fresh interpreter per worker
+    single = threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if single else "spawn")
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(tokenizer.model_bytes,)) as pool:
+        pending: deque[Future] = deque()
+        try:
+            for chunk in chunks:
+                pending.append(pool.submit(encode_chunk, chunk, None, dtype))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for fut in pending:
+                fut.cancel()
+
+
+def pack_split(corpus_file: Path, out_dir: Path, tokenizer: Tokenizer, params: PackParams,
+               chunk_bytes: int = CHUNK_BYTES) -> dict:
+    """Encode one corpus split into shards under ``out_dir``; returns the split's meta."""
+    dtype_for_vocab(tokenizer.vocab_size, params.dtype)
+    writer = SplitWriter(out_dir, params.dtype, params.shard_tokens, tokenizer.vocab_size, tokenizer.sha256)
+    text_bytes = 0
+    try:
+        chunks = read_chunks(corpus_file, chunk_bytes)
+        for enc in encode_in_order(chunks, tokenizer, params.dtype, params.workers):
+            writer.add_docs(enc.tokens, enc.lengths)
+            text_bytes += enc.text_bytes
+        info = writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    return {**info, "text_bytes": text_bytes}
+
+
+def pack_meta(tokenizer: Tokenizer, params: PackParams) -> dict:
+    """meta.json without its splits: what every reader checks the shards against."""
+    return {"vocab_size": tokenizer.vocab_size, "tokenizer_sha256": tokenizer.sha256, "dtype": params.dtype,
+            "bos_id": tokenizer.bos_id, "eos_id": tokenizer.eos_id, "splits": {}}

@@ -4,15 +4,21 @@ Special ids are fixed so that every artifact agrees on them: pad=0, unk=1, bos=2
 the chat role markers as control symbols (4..7). Control symbols are never produced by encoding
 text -- a document that happens to contain "<|user|>" cannot forge a role marker -- so the chat
 template inserts them by id.
+
+Round trip: identity normalisation, kept whitespace and byte fallback make
+``decode(encode(text)) == text`` for any text, with one exception SentencePiece has by design:
+a literal U+2581 ("▁") in the text reads as its whitespace marker and would decode as a space.
+``encode`` therefore emits that character as its three UTF-8 byte pieces (see ``_encode_meta``).
 """
 from __future__ import annotations
 
 import hashlib
 import io
 import os
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import sentencepiece as spm
 
@@ -23,6 +29,10 @@ PAD, UNK, BOS, EOS = 0, 1, 2, 3
 CHAT_MARKERS = ("<|system|>", "<|user|>", "<|assistant|>", "<|end|>")
 MODEL_FILE = "tokenizer.model"
 VOCAB_FILE = "tokenizer.vocab"
+META = "\u2581"  # SentencePiece's whitespace marker
+# Characters that, absent from the vocab, encode as byte pieces that merge with nothing; one of
+# them is put in front of a segment to encode it without SentencePiece's dummy space prefix.
+_SENTINELS = ("\x00", "\x01", "\x02", "\x03", "\ue000", "\ue001")
 
 
 @dataclass
@@ -33,12 +43,22 @@ class TokenizerParams:
     split_digits: bool = True
     user_symbols: list[str] = field(default_factory=list)
     num_threads: int = 2
+    # Bounded memory on a large corpus: documents are cut at line ends into pieces of at most
+    # sentence_bytes, and a seeded reservoir sample of input_sentence_size pieces (0 = keep all)
+    # is trained on instead of the whole corpus.
+    input_sentence_size: int = 100_000
+    sentence_bytes: int = 2048
 
     def __post_init__(self):
         check(self.vocab_size >= 256 + len(CHAT_MARKERS) + 4 or not self.byte_fallback,
               "vocab_size", "must be at least 264 when byte_fallback is on (256 byte pieces)")
         check(0.9 <= self.character_coverage <= 1.0, "character_coverage", "must be in [0.9, 1.0]")
         check(self.num_threads >= 1, "num_threads", "must be >= 1")
+        check(self.input_sentence_size >= 0, "input_sentence_size", "must be >= 0 (0 = use every piece)")
+        check(256 <= self.sentence_bytes <= 65536, "sentence_bytes", "must be in [256, 65536]")
+        for s in self.user_symbols:
+            check(bool(s) and not any(c.isspace() for c in s), "user_symbols",
+                  f"{s!r} is empty or contains whitespace; a symbol must be one word")
 
 
 class Tokenizer:
@@ -46,6 +66,7 @@ class Tokenizer:
 
     def __init__(self, model_bytes: bytes):
         self._sp = spm.SentencePieceProcessor(model_proto=model_bytes)
+        self.model_bytes = model_bytes  # what worker processes rebuild the tokenizer from
         self.sha256 = hashlib.sha256(model_bytes).hexdigest()
         self.vocab_size = self._sp.get_piece_size()
         self.pad_id, self.unk_id, self.bos_id, self.eos_id = PAD, UNK, BOS, EOS
@@ -54,6 +75,8 @@ class Tokenizer:
         if self.special != expected or self._sp.bos_id() != BOS or self._sp.eos_id() != EOS:
             raise UserError("tokenizer model does not have the project's fixed special ids; retrain it "
                             "with `dvc repro tokenizer`")
+        self._meta_ids = self._byte_ids(META)
+        self._sentinel, self._sentinel_prefix = self._find_sentinel()
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Tokenizer":
@@ -64,10 +87,16 @@ class Tokenizer:
         return cls(model.read_bytes())
 
     def encode(self, text: str) -> list[int]:
+        if META in text and self._sentinel:
+            return self._encode_meta(text)
         return self._sp.encode(text)
 
     def encode_batch(self, texts: Sequence[str], num_threads: int = 1) -> list[list[int]]:
-        return self._sp.encode(list(texts), num_threads=num_threads)
+        out = self._sp.encode(list(texts), num_threads=num_threads)
+        for i, text in enumerate(texts):
+            if META in text and self._sentinel:  # rare: redo those few with the exact path
+                out[i] = self._encode_meta(text)
+        return out
 
     def decode(self, ids: Iterable[int]) -> str:
         return self._sp.decode([int(i) for i in ids])
@@ -79,27 +108,100 @@ class Tokenizer:
         """Id of a chat marker by role name: 'system', 'user', 'assistant' or 'end'."""
         return self.special[f"<|{name}|>"]
 
+    def _encode_meta(self, text: str) -> list[int]:
+        """Encode text holding literal U+2581: segments between them are encoded as usual, each
+        U+2581 as its byte pieces. Segments after the first must not get the dummy space prefix,
+        so each is encoded behind the sentinel, whose pieces are then dropped."""
+        first, *rest = text.split(META)
+        ids = self._sp.encode(first)
+        n = len(self._sentinel_prefix)
+        for segment in rest:
+            ids += self._meta_ids
+            if segment:
+                seg = self._sp.encode(self._sentinel + segment)
+                assert seg[:n] == self._sentinel_prefix, "sentinel merged with its neighbour"
+                ids += seg[n:]
+        return ids
 
-def train_tokenizer(sentences: Iterable[str], params: TokenizerParams, terms: Sequence[str],
-                    seed: int) -> bytes:
-    """Train SentencePiece BPE on ``sentences`` and return the serialized model.
+    def _byte_ids(self, text: str) -> list[int]:
+        ids = [self._sp.piece_to_id(f"<0x{b:02X}>") for b in text.encode("utf-8")]
+        return ids if UNK not in ids else []  # a model without byte_fallback has no byte pieces
 
-    ``terms`` become user-defined symbols so domain words such as MPI_Allreduce stay whole.
-    The same sentences, params and seed give byte-identical model bytes.
-    """
-    symbols = []
-    for term in list(params.user_symbols) + list(terms):
-        if not term or term in CHAT_MARKERS or any(c.isspace() for c in term):
+    def _find_sentinel(self) -> tuple[str, list[int]]:
+        pieces = [self._sp.id_to_piece(i) for i in range(self.vocab_size)]
+        for c in _SENTINELS:
+            if self._meta_ids and self._byte_ids(c) and not any(c in p for p in pieces):
+                return c, self._sp.encode(c)
+        return "", []  # no byte pieces (byte_fallback off): U+2581 then decodes as a space
+
+
+def training_sentences(texts: Iterable[str], max_bytes: int) -> Iterator[str]:
+    """Cut documents into pieces of at most ``max_bytes`` UTF-8 bytes at line ends (a longer line
+    after its last space), keeping the newlines so the tokenizer learns them. SentencePiece drops
+    a sentence over its length limit, and samples by sentence -- so whole documents would make
+    long documents vanish and the sample's memory unbounded."""
+    for text in texts:
+        piece, size = [], 0
+        for line in text.splitlines(keepends=True):
+            n = len(line.encode("utf-8"))
+            if size + n > max_bytes and piece:
+                yield "".join(piece)
+                piece, size = [], 0
+            while n > max_bytes:  # one overlong line (minified code, a table): cut after a space
+                head = line.encode("utf-8")[:max_bytes].decode("utf-8", errors="ignore")
+                cut = head.rfind(" ") + 1 or len(head)
+                yield line[:cut]
+                line = line[cut:]
+                n = len(line.encode("utf-8"))
+            piece.append(line)
+            size += n
+        if piece:
+            yield "".join(piece)
+
+
+def reservoir_sample(items: Iterable[str], size: int, seed: int) -> list[str]:
+    """A uniform sample of ``size`` items in one pass and O(size) memory, kept in input order;
+    ``size`` 0 keeps everything. Done here rather than by SentencePiece, whose sampler ignores
+    ``set_random_generator_seed`` (a fresh process draws another sample: not reproducible)."""
+    if size == 0:
+        return list(items)
+    rng = random.Random(seed)
+    kept: list[tuple[int, str]] = []
+    for i, item in enumerate(items):
+        if i < size:
+            kept.append((i, item))
+        else:
+            j = rng.randrange(i + 1)
+            if j < size:
+                kept[j] = (i, item)
+    return [item for _, item in sorted(kept)]
+
+
+def symbols_for(terms: Iterable[str]) -> list[str]:
+    """User-defined symbols for domain terms: each as "▁term" (after a space, the usual case)
+    and "term" (after punctuation or at a line start), deduplicated in first-seen order."""
+    symbols: dict[str, None] = {}
+    for term in terms:
+        if not term or term in CHAT_MARKERS or META in term or any(c.isspace() for c in term):
             continue
-        # "▁term" matches the term after a space (the usual case), "term" after punctuation.
-        for symbol in ("\u2581" + term, term):
-            if symbol not in symbols:
-                symbols.append(symbol)
+        symbols.setdefault(META + term)
+        symbols.setdefault(term)
+    return list(symbols)
+
+
+def train_tokenizer(texts: Iterable[str], params: TokenizerParams, terms: Sequence[str],
+                    seed: int) -> bytes:
+    """Train SentencePiece BPE on documents ``texts`` and return the serialized model.
+
+    ``terms`` (and ``params.user_symbols``) become user-defined symbols so domain words such as
+    MPI_Allreduce stay whole. The same texts, params and seed give byte-identical model bytes.
+    """
+    sample = reservoir_sample(training_sentences(texts, params.sentence_bytes), params.input_sentence_size, seed)
     model = io.BytesIO()
-    spm.set_random_generator_seed(seed)  # sampling of input sentences
+    spm.set_random_generator_seed(seed)  # for anything else random inside the trainer
     try:
         spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(sentences),
+            sentence_iterator=iter(sample),
             model_writer=model,
             model_type="bpe",
             vocab_size=params.vocab_size,
@@ -108,20 +210,25 @@ def train_tokenizer(sentences: Iterable[str], params: TokenizerParams, terms: Se
             split_digits=params.split_digits,
             pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS,
             control_symbols=list(CHAT_MARKERS),
-            user_defined_symbols=symbols,
+            user_defined_symbols=symbols_for(list(params.user_symbols) + list(terms)),
             # identity normalisation + kept whitespace: decode(encode(text)) == text
             normalization_rule_name="identity",
             remove_extra_whitespaces=False,
             allow_whitespace_only_pieces=True,
             split_by_whitespace=True,
-            max_sentence_length=1 << 16,
+            max_sentence_length=params.sentence_bytes,
+            input_sentence_size=0,  # sampled above, reproducibly
             num_threads=params.num_threads,
             minloglevel=2,
         )
     except RuntimeError as err:
-        msg = str(err)
+        msg = str(err).strip()
+        if "smaller than required_chars" in msg:
+            raise UserError(f"params.yaml: tokenizer.vocab_size={params.vocab_size} is too small for the "
+                            f"characters and symbols it must hold ({msg}); raise it or lower "
+                            f"tokenizer.character_coverage") from None
         if "Vocabulary size" in msg or "vocab_size" in msg:
             raise UserError(f"params.yaml: tokenizer.vocab_size={params.vocab_size} is too large for this "
-                            f"corpus ({msg.strip()}); lower it or add documents") from None
+                            f"corpus ({msg}); lower it or add documents") from None
         raise
     return model.getvalue()

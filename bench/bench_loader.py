@@ -1,0 +1,152 @@
+"""Benchmark: the training loader's cost per batch against one training step, and its memory.
+
+    uv run python -m bench.bench_loader [--tokens 20000000] [--steps 20]
+
+Writes synthetic shards (random ids, documents of 50-2000 tokens) to a temp dir and prints JSON:
+
+- microseconds per ``TrainWindows.batch`` at the pretrain stage's seq_len/batch_size and at a
+  GPU-sized one (1024 x 32), windows crossing documents and kept inside them;
+- the baseline: one training step (forward, backward, AdamW) of the pretrain stage's model on
+  this machine, in this run; goal: a batch under 1% of a step;
+- with ``Prefetcher`` (a background thread; 2 worker processes) the time a step waits for its
+  batch -- for processes, the hand-over through shared memory;
+- resident memory after 1,000 and after 30,000 batches (goal: no growth).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from lib.data import Prefetcher, TrainWindows  # noqa: E402
+from lib.io import write_json  # noqa: E402
+from lib.shards import META_FILE, SplitWriter, open_split  # noqa: E402
+
+VOCAB = 2048
+
+
+def make_shards(root: Path, n_tokens: int) -> list:
+    rng = np.random.default_rng(0)
+    writer = SplitWriter(root / "train", "uint16", 10_000_000, VOCAB, "00" * 32)
+    written = 0
+    while written < n_tokens:
+        lengths = rng.integers(50, 2000, size=1000)
+        tokens = rng.integers(8, VOCAB, size=int(lengths.sum()), dtype=np.uint16)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        tokens[starts], tokens[starts + lengths - 1] = 2, 3  # BOS, EOS
+        writer.add_docs(tokens, lengths)
+        written += len(tokens)
+    write_json(root / META_FILE, {"vocab_size": VOCAB, "tokenizer_sha256": "00" * 32, "dtype": "uint16",
+                                  "bos_id": 2, "eos_id": 3, "splits": {"train": writer.close()}})
+    return open_split(root / "train", "00" * 32)
+
+
+def us_per_batch(windows: TrainWindows, n: int = 2000) -> float:
+    for i in range(100):
+        windows.batch(i)  # warm up: page cache, allocator
+    started = time.perf_counter()
+    for i in range(n):
+        windows.batch(i)
+    return (time.perf_counter() - started) / n * 1e6
+
+
+def rss_mb() -> dict:
+    fields = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "RssAnon", "RssFile"):
+                fields[key] = round(int(value.split()[0]) / 1024, 1)
+    return fields
+
+
+def pretrain_setup() -> tuple:
+    """(model config, seq_len, batch_size, threads) of the pretrain stage, defaults if unreadable."""
+    from lib.model import ModelConfig
+    try:
+        from lib.params import load_section
+        from lib.pretrain import PretrainParams
+        p = load_section("pretrain", PretrainParams, ROOT / "params.yaml")
+        return p.model, p.seq_len, p.batch_size, p.threads
+    except Exception as err:  # the bench must not break with another section's schema
+        print(f"note: pretrain params unreadable ({err}); using defaults", file=sys.stderr)
+        return ModelConfig(), 128, 16, 2
+
+
+def step_seconds(model_cfg, seq_len: int, batch_size: int, windows: TrainWindows, steps: int) -> float:
+    from lib.model import GPT
+    model = GPT(replace(model_cfg, vocab_size=VOCAB))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    times = []
+    for i in range(steps + 3):
+        x, y = windows.batch(i)
+        started = time.perf_counter()
+        _, loss = model(x, y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - started)
+    return float(np.median(times[3:]))  # after warm-up
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tokens", type=int, default=20_000_000)
+    ap.add_argument("--steps", type=int, default=10)
+    args = ap.parse_args()
+    model_cfg, seq_len, batch_size, _ = pretrain_setup()
+    # one thread: on a shared, loaded machine more threads spin and make the step (the baseline)
+    # slower and noisier, which would flatter the loader's share
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        shards = make_shards(Path(tmp), args.tokens)
+        small = TrainWindows(shards, seq_len, batch_size, seed=0)
+        figures = {
+            "shard_tokens": sum(len(s.tokens) for s in shards),
+            "seq_len": seq_len, "batch_size": batch_size,
+            "us_per_batch": round(us_per_batch(small), 1),
+            "us_per_batch_inside_documents": round(us_per_batch(
+                TrainWindows(shards, seq_len, batch_size, seed=0, cross_documents=False)), 1),
+            "us_per_batch_1024x32": round(us_per_batch(TrainWindows(shards, 1024, 32, seed=0), 500), 1),
+        }
+        step = step_seconds(model_cfg, seq_len, batch_size, small, args.steps)
+        figures["train_step_ms"] = round(step * 1e3, 2)
+        figures["batch_share_of_step"] = round(figures["us_per_batch"] * 1e-6 / step, 5)
+
+        # what a step waits for its batch when a thread or worker processes build batches ahead
+        for name, workers in (("prefetch_thread_wait_us", 0), ("prefetch_2_processes_wait_us", 2)):
+            prefetch = Prefetcher(small, num_workers=workers)
+            waits = []
+            for i in range(60):
+                started = time.perf_counter()
+                prefetch(i)
+                waits.append(time.perf_counter() - started)
+                time.sleep(0.02)  # the step the prefetching overlaps with
+            prefetch.close()
+            figures[name] = round(float(np.median(waits[10:])) * 1e6, 1)
+
+        # resident memory over a long run: file pages are dropped at each remap, anon must not grow
+        long = TrainWindows(shards, seq_len, batch_size, seed=1)
+        for i in range(1000):
+            long.batch(i)
+        figures["rss_after_1k_batches_mb"] = rss_mb()
+        for i in range(1000, 30_000):
+            long.batch(i)
+        figures["rss_after_30k_batches_mb"] = rss_mb()
+    figures["load_average_1min"] = round(os.getloadavg()[0], 1)
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""Loader: reproducible and resumable windows, disjoint DDP streams, windows inside documents,
+identical batches through worker processes, a complete val pass, flat memory."""
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lib.data import Prefetcher, TrainWindows, val_windows
+from lib.errors import UserError
+from lib.io import write_json
+from lib.shards import META_FILE, open_split, write_split
+
+BOS, EOS = 2, 3
+
+
+def make_docs(n: int, seed: int = 0) -> list[list[int]]:
+    rng = np.random.default_rng(seed)
+    return [[BOS] + rng.integers(10, 1000, size=rng.integers(5, 120)).tolist() + [EOS] for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> list:
+    root = tmp_path_factory.mktemp("shards")
+    meta = {"vocab_size": 1000, "tokenizer_sha256": "cd" * 32, "dtype": "uint16", "bos_id": BOS, "eos_id": EOS,
+            "splits": {"train": write_split(root / "train", make_docs(400), "uint16", 4096, 1000, "cd" * 32),
+                       "val": write_split(root / "val", make_docs(60, seed=1), "uint16", 1024, 1000, "cd" * 32)}}
+    write_json(root / META_FILE, meta)
+    return open_split(root / "train")
+
+
+@pytest.fixture(scope="module")
+def val_shards(shards) -> list:
+    return open_split(Path(shards[0].path).parent.parent / "val")
+
+
+def test_windows_are_shifted_slices_of_the_shards(shards):
+    w = TrainWindows(shards, seq_len=32, batch_size=8, seed=1)
+    x, y = w.batch(0)
+    assert x.shape == y.shape == (8, 32) and x.dtype == y.dtype == torch.int64
+    assert x.is_contiguous() and y.is_contiguous()
+    assert torch.equal(x[:, 1:], y[:, :-1])
+    text = np.concatenate([np.asarray(s.tokens) for s in shards]).tobytes()
+    for row in torch.cat([x, y[:, -1:]], dim=1).numpy().astype(np.uint16):
+        assert row.tobytes() in text
+
+
+def test_batches_depend_only_on_seed_and_index(shards):
+    a, b = TrainWindows(shards, 32, 8, seed=1), TrainWindows(shards, 32, 8, seed=1)
+    assert torch.equal(a.batch(7)[0], b.batch(7)[0])
+    assert not torch.equal(a.batch(7)[0], a.batch(8)[0])
+    assert not torch.equal(a.batch(7)[0], TrainWindows(shards, 32, 8, seed=2).batch(7)[0])
+
+
+def test_resume_continues_the_same_stream(shards):
+    full = TrainWindows(shards, 32, 4, seed=3)
+    it = iter(full)
+    expected = [next(it)[0] for _ in range(10)]
+    first = TrainWindows(shards, 32, 4, seed=3)
+    it = iter(first)
+    got = [next(it)[0] for _ in range(6)]
+    state = first.state_dict()
+    resumed = TrainWindows(shards, 32, 4, seed=3)
+    resumed.load_state_dict(state)
+    it = iter(resumed)
+    got += [next(it)[0] for _ in range(4)]
+    assert all(torch.equal(a, b) for a, b in zip(expected, got))
+    with pytest.raises(UserError, match="loader state was saved with seed=3"):
+        TrainWindows(shards, 32, 4, seed=4).load_state_dict(state)
+
+
+def test_ddp_ranks_are_disjoint_and_together_the_global_batch(shards):
+    single = TrainWindows(shards, 32, 8, seed=5).batch(11)[0]
+    ranks = [TrainWindows(shards, 32, 2, seed=5, rank=r, world_size=4).batch(11)[0] for r in range(4)]
+    for r in range(4):
+        assert torch.equal(ranks[r], single[r::4])
+    # the same global batch with another world size: a resume on other hardware sees the same data
+    two = [TrainWindows(shards, 32, 4, seed=5, rank=r, world_size=2).batch(11)[0] for r in range(2)]
+    assert torch.equal(torch.cat(two).sort(dim=0).values, single.sort(dim=0).values)
+    with pytest.raises(ValueError, match="rank 2"):
+        TrainWindows(shards, 32, 2, seed=5, rank=2, world_size=2)
+
+
+def test_windows_can_stay_inside_documents(shards):
+    w = TrainWindows(shards, seq_len=40, batch_size=64, seed=0, cross_documents=False)
+    seen_start = 0
+    for i in range(20):
+        x, y = w.batch(i)
+        rows = torch.cat([x, y[:, -1:]], dim=1)
+        # a window inside one document holds BOS only first and EOS only last
+        assert not (rows[:, 1:] == BOS).any() and not (rows[:, :-1] == EOS).any()
+        seen_start += int((rows[:, 0] == BOS).sum())
+    assert seen_start > 0  # document starts are drawn too
+    crossing = TrainWindows(shards, seq_len=40, batch_size=64, seed=0)
+    assert any((crossing.batch(i)[0][:, 1:] == BOS).any() for i in range(5))
+    with pytest.raises(UserError, match="per document, fewer than seq_len"):
+        TrainWindows(shards, seq_len=500, batch_size=4, seed=0, cross_documents=False)
+
+
+def test_too_long_seq_len_is_a_user_error(val_shards):
+    with pytest.raises(UserError, match="lower seq_len"):
+        TrainWindows(val_shards, seq_len=100_000, batch_size=4, seed=0)
+
+
+@pytest.mark.parametrize("workers", [0, 2])  # a background thread, two worker processes
+def test_prefetcher_gives_the_same_batches(shards, workers):
+    w = TrainWindows(shards, 32, 8, seed=9)
+    p = Prefetcher(w, num_workers=workers)
+    try:
+        steps = list(range(5, 25)) + [3, 4, 5]  # and a jump back, as on resume
+        for step in steps:
+            x, y = p(step)
+            ex, ey = w.batch(step)
+            assert torch.equal(x, ex) and torch.equal(y, ey)
+    finally:
+        p.close()
+
+
+def test_val_pass_is_complete_and_non_overlapping(val_shards):
+    seq = 16
+    batches = list(val_windows(val_shards, seq, batch_size=5))
+    rows = torch.cat([torch.cat([x, y[:, -1:]], 1) for x, y in batches])
+    expected = sum((len(s.tokens) - 1) // seq for s in val_shards)
+    assert len(rows) == expected
+    # consecutive windows of a shard share exactly one token: the last target is the next first input
+    flat = np.concatenate([np.asarray(s.tokens[:(len(s.tokens) - 1) // seq * seq + 1]) for s in val_shards])
+    assert rows[0, 0] == flat[0]
+    assert list(val_windows(val_shards, seq, 5, max_batches=2)).__len__() == 2
+    again = list(val_windows(val_shards, seq, batch_size=5))
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(batches, again))
+
+
+def test_val_ranks_split_the_pass_evenly(val_shards):
+    seq = 16
+    whole = torch.cat([x for x, _ in val_windows(val_shards, seq, batch_size=4)])
+    parts = [torch.cat([x for x, _ in val_windows(val_shards, seq, 4, rank=r, world_size=3)]) for r in range(3)]
+    assert len({len(p) for p in parts}) == 1
+    usable = len(whole) - len(whole) % 3
+    for r in range(3):
+        assert torch.equal(parts[r], whole[:usable][r::3])
+
+
+def test_memory_does_not_grow(shards):
+    w = TrainWindows(shards, 64, 16, seed=0)
+    for i in range(200):
+        w.batch(i)
+    tracemalloc.start()
+    try:
+        for i in range(200, 3000):  # crosses the periodic memmap refresh too
+            w.batch(i)
+        current, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert current < 256 * 1024
+
+
+def test_prefetcher_raises_the_loaders_error(shards, monkeypatch):
+    w = TrainWindows(shards, 32, 8, seed=9)
+    p = Prefetcher(w)
+    monkeypatch.setattr(w, "rows", lambda index: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        p(0)
+    p.close()
+
+
+def test_windows_pickle_without_their_tokens(shards):
+    import pickle
+    w = TrainWindows(shards, 32, 8, seed=9)
+    data = pickle.dumps(w)
+    assert len(data) < 20_000  # paths and small arrays, not the shards' tokens
+    assert torch.equal(pickle.loads(data).batch(3)[0], w.batch(3)[0])
