@@ -1,21 +1,20 @@
-"""Evaluation: validation loss and bits per byte, the unigram baseline, LAMBADA last-word
-accuracy and perplexity computed the way the standard harness (lm-evaluation-harness) does."""
+"""Evaluation: eval params, validation loss and bits per byte over the complete val split, and the
+unigram baseline. LAMBADA, computed as lm-evaluation-harness does, lives in ``lib/lambada.py``."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from lib.errors import UserError
-from lib.io import iter_jsonl
-from lib.model import GPT
 from lib.params import check
 from lib.runtime import autocast
-from lib.tokenizer import Tokenizer
+from lib.shards import Shard
 
 
 @dataclass
@@ -23,14 +22,16 @@ class EvalParams:
     lambada_files: list[str] = field(default_factory=lambda: ["data/sample/eval/lambada_hpc.jsonl"])
     prepend_bos: bool = True
     batch_size: int = 16
-    val_batches: int = 16
+    val_batches: int | None = None  # None: the complete val split (exact bits per byte)
     prompts: str = "data/sample/eval/prompts.txt"
     max_new_tokens: int = 48
     device: str = "cpu"
     threads: int = 2
 
     def __post_init__(self):
-        check(self.batch_size >= 1 and self.val_batches >= 1, "batch_size", "batch sizes must be >= 1")
+        check(self.batch_size >= 1, "batch_size", "must be >= 1")
+        check(self.val_batches is None or self.val_batches >= 1, "val_batches", "must be >= 1 or null (all)")
+        check(len(self.lambada_files) >= 1, "lambada_files", "list at least one LAMBADA jsonl file")
 
 
 def unigram_entropy(tokens: np.ndarray) -> float:
@@ -46,78 +47,58 @@ def bits_per_byte(loss_nats_per_token: float, tokens: int, text_bytes: int) -> f
     return loss_nats_per_token * tokens / (text_bytes * math.log(2))
 
 
-@dataclass
-class LambadaItem:
-    context: list[int]
-    target: list[int]
+def predicted_tokens(shards: list[Shard]) -> int:
+    """Tokens of a split that have a prediction: all but the first of each shard (a BOS)."""
+    return sum(max(0, len(s.tokens) - 1) for s in shards)
 
 
-def split_passage(text: str) -> tuple[str, str]:
-    """The harness's split: target is the last space-separated word with its leading space."""
-    context, _, word = text.rpartition(" ")
-    return context, " " + word
-
-
-def lambada_items(path: Path, tokenizer: Tokenizer, prepend_bos: bool) -> list[LambadaItem]:
-    """Tokenise passages: encode context+target as one string and take as target tokens what
-    follows the encoded context -- never encode the target alone (SentencePiece would add a
-    spurious word-boundary piece)."""
-    items = []
-    for lineno, record in iter_jsonl(path):
-        text = record.get("text")
-        if not isinstance(text, str) or " " not in text.strip():
-            raise UserError(f"{path}:{lineno}: expected {{\"text\": \"...\"}} with at least two words")
-        context, target = split_passage(text)
-        ctx_ids = tokenizer.encode(context)
-        whole = tokenizer.encode(context + target)
-        n = len(ctx_ids)
-        if whole[:n] != ctx_ids:  # the boundary merged across context and target: back off
-            n = _common_prefix(ctx_ids, whole)
-            ctx_ids = whole[:n]
-        if n == len(whole):
-            raise UserError(f"{path}:{lineno}: target word produced no tokens")
-        bos = [tokenizer.bos_id] if prepend_bos else []
-        items.append(LambadaItem(context=bos + whole[:n], target=whole[n:]))
-    if not items:
-        raise UserError(f"{path}: no passages")
-    return items
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    while n < min(len(a), len(b)) and a[n] == b[n]:
-        n += 1
-    return n
+def _windows(shards: list[Shard], seq_len: int) -> Iterator[np.ndarray]:
+    """Non-overlapping windows of up to ``seq_len + 1`` tokens that together predict every token of
+    every shard but its first; the last window of a shard may be shorter."""
+    for shard in shards:
+        n = len(shard.tokens)
+        for start in range(0, n - 1, seq_len):
+            yield np.asarray(shard.tokens[start:start + seq_len + 1], dtype=np.int64)
 
 
 @torch.no_grad()
-def lambada_scores(model: GPT, items: list[LambadaItem], device: torch.device, batch_size: int) -> dict:
-    """Per passage: log-likelihood of the target tokens and whether each is the greedy argmax.
-    Batched with right padding; contexts longer than the model's window are left-truncated."""
+def val_nll(model: torch.nn.Module, shards: list[Shard], device: torch.device | str = "cpu",
+            batch_size: int = 16, max_batches: int | None = None, progress: bool = True,
+            desc: str = "val") -> tuple[float, int]:
+    """(summed NLL in nats, number of predicted tokens) over the val split in windows of the
+    model's ``max_seq_len``; ``max_batches`` stops early (None: the whole split). Windows of
+    equal length are batched together so no padding is needed."""
+    device = torch.device(device)
     model.eval()
-    max_len = model.cfg.max_seq_len
-    logliks, correct, n_tokens = [], [], 0
-    for start in range(0, len(items), batch_size):
-        chunk = items[start:start + batch_size]
-        seqs = [(it.context + it.target)[-(max_len + 1):] for it in chunk]
-        width = max(len(s) for s in seqs) - 1
-        inputs = torch.zeros(len(seqs), width, dtype=torch.long)
-        for i, s in enumerate(seqs):
-            inputs[i, :len(s) - 1] = torch.tensor(s[:-1])
+    seq_len = model.cfg.max_seq_len
+    by_len: dict[int, list[np.ndarray]] = {}
+    for w in _windows(shards, seq_len):
+        by_len.setdefault(len(w), []).append(w)
+    batches = [rows[i:i + batch_size] for _, rows in sorted(by_len.items(), reverse=True)
+               for i in range(0, len(rows), batch_size)]
+    if max_batches is not None:
+        batches = batches[:max_batches]
+    total, count = 0.0, 0
+    for rows in tqdm(batches, desc=desc, unit="batch", disable=not progress, leave=False):
+        data = torch.from_numpy(np.stack(rows)).to(device)
         with autocast(device):
-            logits, _ = model(inputs.to(device))
-        logprobs = F.log_softmax(logits.float(), dim=-1).cpu()
-        for i, (item, s) in enumerate(zip(chunk, seqs)):
-            t = len(item.target)
-            positions = torch.arange(len(s) - 1 - t, len(s) - 1)
-            target = torch.tensor(s[-t:])
-            lp = logprobs[i, positions]
-            logliks.append(float(lp.gather(1, target[:, None]).sum()))
-            correct.append(bool((lp.argmax(-1) == target).all()))
-            n_tokens += t
+            logits, _ = model(data[:, :-1])
+        total += float(F.cross_entropy(logits.float().flatten(0, 1), data[:, 1:].flatten(), reduction="sum"))
+        count += data[:, 1:].numel()
+    if count == 0:
+        raise UserError("validation split is empty: no token to predict; add val documents")
+    return total, count
+
+
+def val_metrics(nats: float, tokens: int, split_tokens: int, text_bytes: int) -> dict:
+    """Loss, perplexity and bits per byte. Bits per byte = total nats / (ln 2 * UTF-8 bytes of the
+    split's documents); when only ``tokens`` of the ``split_tokens`` predicted tokens were scored
+    (``val_batches`` set), the mean loss stands in for the unscored ones."""
+    loss = nats / tokens
     return {
-        "accuracy": sum(correct) / len(correct),
-        "perplexity": math.exp(-sum(logliks) / len(logliks)),
-        "mean_token_nll": -sum(logliks) / n_tokens,
-        "passages": len(items),
+        "val_loss": loss,
+        "val_perplexity": math.exp(loss),
+        "val_bpb": bits_per_byte(loss, split_tokens, text_bytes),
+        "val_tokens": tokens,
+        "val_coverage": tokens / split_tokens,
     }

@@ -1,0 +1,109 @@
+"""The eval stage end to end on tiny artifacts built in a temporary directory: metrics keyed per
+model and per LAMBADA file (what `dvc metrics diff` shows), and loud errors on bad inputs."""
+from __future__ import annotations
+
+import importlib
+import json
+
+import pytest
+import torch
+import yaml
+
+from lib.checkpoint import save_model
+from lib.io import write_json
+from lib.model import GPT, ModelConfig
+from lib.pack import PackParams, pack_meta, pack_split
+from lib.shards import META_FILE
+from lib.tokenizer import Tokenizer, TokenizerParams, train_tokenizer
+
+TEXT = ("The node sends a message to every rank. Each process reads the input file and the cache line "
+        "bounces between cores. Threads share memory on the same socket; the warp runs both branches.\n")
+PASSAGES = ["The node sends a message to every rank", "Each process reads the input file",
+            'He said "the cache line bounces between cores."', "Threads share memory on the\nsame socket"]
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    """Nested keys joined with dots, as `dvc metrics show/diff` displays them."""
+    out = {}
+    for k, v in d.items():
+        out.update(flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    tok_bytes = train_tokenizer([TEXT] * 40, TokenizerParams(vocab_size=320, num_threads=1), [], seed=1)
+    (tmp_path / "models/tokenizer").mkdir(parents=True)
+    (tmp_path / "models/tokenizer/tokenizer.model").write_bytes(tok_bytes)
+    tok = Tokenizer(tok_bytes)
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus/val.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in [TEXT * 3, TEXT[:90]]),
+                                               encoding="utf-8")
+    pack = PackParams(shard_tokens=1024, workers=1)
+    meta = pack_meta(tok, pack)  # shards exactly as the pack stage writes them
+    meta["splits"]["val"] = pack_split(tmp_path / "corpus/val.jsonl", tmp_path / "data/shards/val", tok, pack)
+    write_json(tmp_path / "data/shards" / META_FILE, meta)
+    for seed, name in [(0, "pretrain"), (1, "sft")]:
+        torch.manual_seed(seed)
+        model = GPT(ModelConfig(n_layer=1, n_head=2, n_kv_head=2, d_model=16, d_ff=32, max_seq_len=16,
+                                vocab_size=tok.vocab_size))
+        save_model(tmp_path / "models" / name, model, tok.sha256)
+    (tmp_path / "eval").mkdir()
+    for name in ("set_a", "set_b"):
+        (tmp_path / f"eval/{name}.jsonl").write_text(
+            "".join(json.dumps({"text": p}) + "\n" for p in PASSAGES), encoding="utf-8")
+    (tmp_path / "eval/prompts.txt").write_text("What is MPI?\n\nWhat is a warp?\n", encoding="utf-8")
+    params = {"seed": 1, "eval": {"lambada_files": ["eval/set_a.jsonl", "eval/set_b.jsonl"],
+                                  "prompts": "eval/prompts.txt", "max_new_tokens": 3, "batch_size": 3,
+                                  "val_batches": None}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    return tmp_path
+
+
+def run_eval():
+    from lib.errors import run_stage
+    run_stage(importlib.import_module("stages.eval").main)
+
+
+def test_metrics_per_model_and_file(project):
+    run_eval()
+    metrics = json.loads((project / "metrics/eval.json").read_text())
+    flat = flatten(metrics)
+    for model in ("pretrain", "sft"):
+        for f in ("set_a", "set_b"):
+            for key in ("accuracy", "perplexity", "mean_token_nll", "passages", "target_tokens"):
+                assert isinstance(flat[f"{model}.lambada.{f}.{key}"], (int, float)), key
+            assert flat[f"{model}.lambada.{f}.passages"] == len(PASSAGES)
+            assert flat[f"{model}.lambada.{f}.truncated"] >= 1  # window of 16 tokens
+        for key in ("val_loss", "val_perplexity", "val_bpb", "val_tokens"):
+            assert isinstance(flat[f"{model}.{key}"], (int, float)), key
+        assert flat[f"{model}.val_coverage"] == 1.0
+    assert metrics["pretrain"]["lambada"]["set_a"] == metrics["pretrain"]["lambada"]["set_b"]
+    assert metrics["pretrain"]["val_loss"] != metrics["sft"]["val_loss"]
+    assert metrics["settings"]["prepend_bos"] is True and "lm-evaluation-harness" in metrics["settings"]["method"]
+    samples = json.loads((project / "metrics/samples.json").read_text())
+    assert set(samples) == {"pretrain", "sft"} and set(samples["sft"]) == {"What is MPI?", "What is a warp?"}
+    first = (project / "metrics/eval.json").read_bytes()
+    run_eval()  # same inputs, same bytes
+    assert (project / "metrics/eval.json").read_bytes() == first
+
+
+def test_malformed_lambada_file_stops_with_its_line(project, capsys):
+    (project / "eval/set_b.jsonl").write_text('{"text": "fine passage"}\n{"text": oops}\n', encoding="utf-8")
+    with pytest.raises(SystemExit) as exc:
+        run_eval()
+    assert exc.value.code == 2
+    assert "set_b.jsonl:2: invalid JSON" in capsys.readouterr().err
+    assert not (project / "metrics/eval.json").exists()
+
+
+def test_two_files_with_one_name_are_refused(project, capsys):
+    (project / "eval/other").mkdir()
+    (project / "eval/other/set_a.jsonl").write_text('{"text": "a b"}\n', encoding="utf-8")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["eval"]["lambada_files"].append("eval/other/set_a.jsonl")
+    (project / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    with pytest.raises(SystemExit):
+        run_eval()
+    assert "two files named 'set_a'" in capsys.readouterr().err
