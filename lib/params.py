@@ -20,7 +20,7 @@ from lib.errors import UserError
 
 PARAMS_FILE = "params.yaml"
 # The top-level sections of params.yaml: one per stage plus the global seed.
-SECTIONS = ("seed", "scrape", "clean", "corpus", "tokenizer", "pack", "pretrain", "sft", "eval")
+SECTIONS = ("seed", "scrape", "clean", "corpus", "tokenizer", "pack", "pretrain", "sft", "eval", "attention")
 
 T = TypeVar("T")
 
