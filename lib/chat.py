@@ -23,7 +23,9 @@ class Message:
 
 
 def to_messages(record: dict, where: str) -> list[Message]:
-    """Accept {"prompt","response"}, Alpaca {"instruction","input","output"} or {"messages": [...]}."""
+    """Accept {"prompt","response"}, Alpaca {"instruction","input","output"} or {"messages": [...]}
+    (an optional system message, then user and assistant turns alternating, starting with user).
+    Anything else raises a UserError that starts with ``where`` (file:line)."""
     if "messages" in record:
         raw = record["messages"]
         if not isinstance(raw, list) or not raw:
@@ -34,12 +36,16 @@ def to_messages(record: dict, where: str) -> list[Message]:
                 raise UserError(f"{where}: messages[{i}] needs a role in {ROLES} and a string content")
             messages.append(Message(m["role"], m["content"]))
     elif "prompt" in record and "response" in record:
-        messages = [Message("user", str(record["prompt"])), Message("assistant", str(record["response"]))]
+        messages = [Message("user", _text(record, "prompt", where)),
+                    Message("assistant", _text(record, "response", where))]
     elif "instruction" in record and "output" in record:
-        prompt = str(record["instruction"])
-        if record.get("input"):
-            prompt += "\n\n" + str(record["input"])
-        messages = [Message("user", prompt), Message("assistant", str(record["output"]))]
+        prompt = _text(record, "instruction", where)
+        extra = record.get("input")
+        if extra is not None and not isinstance(extra, str):
+            raise UserError(f"{where}: 'input' must be a string, got {type(extra).__name__}")
+        if extra:
+            prompt += "\n\n" + extra
+        messages = [Message("user", prompt), Message("assistant", _text(record, "output", where))]
     else:
         raise UserError(f"{where}: unknown record shape (keys {sorted(record)}); expected prompt/response, "
                         f"instruction/input/output or messages")
@@ -49,6 +55,13 @@ def to_messages(record: dict, where: str) -> list[Message]:
         raise UserError(f"{where}: messages must be an optional system message, then user and assistant turns "
                         f"alternating, starting with user")
     return messages
+
+
+def _text(record: dict, key: str, where: str) -> str:
+    value = record[key]
+    if not isinstance(value, str) or not value.strip():
+        raise UserError(f"{where}: '{key}' must be a non-empty string")
+    return value
 
 
 def encode_chat(tokenizer: Tokenizer, messages: list[Message],
@@ -76,3 +89,36 @@ def decode_reply(tokenizer: Tokenizer, ids: list[int]) -> str:
             break
         out.append(i)
     return tokenizer.decode(out)
+
+
+def decode_chat(tokenizer: Tokenizer, ids: list[int]) -> list[Message]:
+    """The messages of a conversation encoded by ``encode_chat`` (the template's inverse)."""
+    roles = {tokenizer.marker(r): r for r in ROLES}
+    end = tokenizer.marker("end")
+    if not ids or ids[0] != tokenizer.bos_id:
+        raise ValueError("a chat encoding starts with BOS")
+    messages, i = [], 1
+    while i < len(ids):
+        if ids[i] not in roles:
+            raise ValueError(f"expected a role marker at {i}, got id {ids[i]}")
+        try:
+            j = ids.index(end, i + 1)
+        except ValueError:  # an open turn (a generation prompt or an unfinished reply)
+            j = len(ids)
+        messages.append(Message(roles[ids[i]], tokenizer.decode(ids[i + 1:j])))
+        i = j + 1
+    return messages
+
+
+def prompt_ids(tokenizer: Tokenizer, messages: list[Message], max_len: int | None = None,
+               reserve: int = 0) -> list[int]:
+    """The ids that ask the model for the next assistant turn. With ``max_len``, the oldest
+    user/assistant exchanges are left out (the system message is kept) until the prompt plus
+    ``reserve`` tokens for the reply fit."""
+    system = [m for m in messages[:1] if m.role == "system"]
+    body = messages[len(system):]
+    while True:
+        ids, _ = encode_chat(tokenizer, system + body, add_generation_prompt=True)
+        if max_len is None or len(ids) + reserve <= max_len or len(body) <= 1:
+            return ids
+        body = body[2:] if len(body) > 2 else body[-1:]

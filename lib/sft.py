@@ -1,28 +1,37 @@
 """SFT data: read instruction records, split train/val, encode with the chat template and batch
-them with padding and the assistant-only loss mask."""
+them with padding and the assistant-only loss mask.
+
+Batches are right-padded. With a causal model that needs no attention mask: a real token only
+attends to earlier positions, which are all real, and pad positions are masked out of the loss.
+"""
 from __future__ import annotations
 
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator, Literal
 
 import numpy as np
 import torch
 
-from lib.chat import encode_chat, to_messages
+from lib.chat import Message, encode_chat, to_messages
 from lib.errors import UserError
-from lib.io import iter_jsonl
+from lib.lora import LoRAParams
 from lib.params import check
 from lib.train import LoopConfig
+
+MAX_REPORTED_BAD = 10  # bad records listed by line in metrics/sft.json (all are counted)
 
 
 @dataclass
 class SFTParams:
     data: str = "data/sample/sft/hpc_instructions.jsonl"
     val_fraction: float = 0.1
-    max_len: int = 256
+    max_len: int = 256             # tokens per example (capped by the model's max_seq_len)
+    truncate: Literal["truncate", "drop"] = "truncate"  # what to do with a longer example
+    on_bad_record: Literal["error", "skip"] = "error"    # stop at a malformed record, or skip and count it
     batch_size: int = 8
     epochs: int = 3
     lr: float = 1e-3
@@ -34,6 +43,7 @@ class SFTParams:
     grad_clip: float = 1.0
     eval_every: int = 20
     checkpoint_every: int = 50
+    lora: LoRAParams = field(default_factory=LoRAParams)
     device: str = "cpu"
     threads: int = 2
 
@@ -42,6 +52,8 @@ class SFTParams:
         check(self.max_len >= 8, "max_len", "must be >= 8")
         check(self.epochs >= 1 and self.batch_size >= 1, "epochs", "epochs and batch_size must be >= 1")
         check(0 < self.min_lr <= self.lr, "min_lr", "must be > 0 and <= lr")
+        check(self.warmup_steps >= 0, "warmup_steps", "must be >= 0")
+        check(self.eval_every >= 1 and self.checkpoint_every >= 1, "eval_every", "intervals must be >= 1")
         check(self.device in ("cpu", "cuda", "auto"), "device", "must be cpu, cuda or auto")
 
     def loop(self, steps: int) -> LoopConfig:
@@ -55,25 +67,81 @@ class SFTParams:
 class Example:
     ids: list[int]
     mask: list[int]
+    messages: list[Message] | None = None  # the conversation it encodes (for sample answers)
 
 
-def load_examples(path: Path, tokenizer, max_len: int, val_fraction: float) -> tuple[list, list, dict]:
+def read_conversations(path: Path, on_bad_record: str = "error",
+                       stats: dict | None = None) -> Iterator[tuple[int, dict, list[Message]]]:
+    """Yield (line number, record, messages) for each usable record of a JSONL file.
+
+    A malformed line (invalid JSON, not an object, unknown shape, roles out of order, no assistant
+    reply) stops with its file and line number, or with ``on_bad_record: skip`` is counted in
+    ``stats["bad_records"]`` (the first few listed in ``stats["bad_examples"]``) and skipped.
+    """
+    stats = {} if stats is None else stats
+    stats.setdefault("bad_records", 0)
+    stats.setdefault("bad_examples", [])
+    if not path.exists():
+        raise UserError(f"{path}: SFT data not found (sft.data in params.yaml)")
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                record = _parse_line(line, where)
+                messages = to_messages(record, where)
+                if messages[-1].role != "assistant":
+                    raise UserError(f"{where}: the conversation must end with an assistant reply to learn from")
+            except UserError as err:
+                if on_bad_record == "error":
+                    raise UserError(f"{err}; fix the record or set sft.on_bad_record: skip") from None
+                stats["bad_records"] += 1
+                if len(stats["bad_examples"]) < MAX_REPORTED_BAD:
+                    stats["bad_examples"].append(str(err))
+                continue
+            yield lineno, record, messages
+
+
+def _parse_line(line: str, where: str) -> dict:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise UserError(f"{where}: invalid JSON ({err.msg})") from None
+    if not isinstance(record, dict):
+        raise UserError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    return record
+
+
+def load_examples(path: Path, tokenizer, max_len: int, val_fraction: float, truncate: str = "truncate",
+                  on_bad_record: str = "error") -> tuple[list, list, dict]:
     """Encode every record; split by a hash of its content (stable as records are added).
-    Examples over ``max_len`` tokens are truncated; ones with no assistant token left are dropped."""
-    train, val, stats = [], [], {"records": 0, "truncated": 0, "dropped_too_long": 0}
-    for lineno, record in iter_jsonl(path):
-        messages = to_messages(record, f"{path}:{lineno}")
+
+    An example of more than ``max_len`` input tokens is cut to its first ``max_len + 1`` tokens
+    (``truncate``; dropped if no assistant token is left) or dropped whole (``drop``)."""
+    train, val = [], []
+    stats = {"records": 0, "bad_records": 0, "bad_examples": [], "truncated": 0, "dropped_too_long": 0,
+             "train_tokens": 0, "train_loss_tokens": 0}
+    for _, record, messages in read_conversations(path, on_bad_record, stats):
         ids, mask = encode_chat(tokenizer, messages)
         stats["records"] += 1
         if len(ids) > max_len + 1:
+            if truncate == "drop":
+                stats["dropped_too_long"] += 1
+                continue
             ids, mask = ids[:max_len + 1], mask[:max_len + 1]
+            if sum(mask[1:]) == 0:
+                stats["dropped_too_long"] += 1
+                continue
             stats["truncated"] += 1
-        if sum(mask[1:]) == 0:
-            stats["dropped_too_long"] += 1
-            continue
         digest = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).digest()
         bucket = int.from_bytes(digest[:8], "big") / 2**64
-        (val if bucket < val_fraction else train).append(Example(ids, mask))
+        if bucket < val_fraction:
+            val.append(Example(ids, mask, messages))
+        else:
+            train.append(Example(ids, mask, messages))
+            stats["train_tokens"] += len(ids) - 1
+            stats["train_loss_tokens"] += sum(mask[1:])
     if not train or not val:
         raise UserError(f"{path}: need at least one train and one val example (have {len(train)} train, "
                         f"{len(val)} val); add records or change sft.val_fraction")

@@ -1,9 +1,16 @@
-"""sft: fine-tune the pretrained model on instruction data, loss on assistant tokens only."""
+"""sft: fine-tune the pretrained model on instruction data, loss on assistant tokens only.
+
+With sft.lora.enabled, only low-rank adapters are trained and then merged into the weights, so
+models/sft is always a plain model in the same format as models/pretrain.
+"""
 from pathlib import Path
 
+from lib.chat import decode_reply, prompt_ids
 from lib.checkpoint import load_model, save_model
 from lib.errors import run_stage
+from lib.generate import generate
 from lib.io import write_csv, write_json
+from lib.lora import apply_lora, lora_parameter_count, merge_lora
 from lib.params import load_section, load_seed
 from lib.pretrain import run_key
 from lib.runtime import setup_torch
@@ -14,7 +21,7 @@ from lib.train import mean_loss, train
 
 PRETRAINED = Path("models/pretrain")
 OUT = Path("models/sft")
-STATE = Path("checkpoints/sft/state.pt")
+STATE = Path("checkpoints/sft/state.pt")  # resumable state: git-ignored, not a DVC output
 PLOTS = Path("metrics/plots/sft")
 
 
@@ -24,7 +31,14 @@ def main() -> None:
     tokenizer = Tokenizer.load("models/tokenizer")
     model = load_model(PRETRAINED, device, tokenizer.sha256)
     max_len = min(params.max_len, model.cfg.max_seq_len)
-    train_set, val_set, stats = load_examples(Path(params.data), tokenizer, max_len, params.val_fraction)
+    data = Path(params.data)
+    train_set, val_set, stats = load_examples(data, tokenizer, max_len, params.val_fraction,
+                                              params.truncate, params.on_bad_record)
+    lora = {"enabled": False}
+    if params.lora.enabled:
+        wrapped = apply_lora(model, params.lora)
+        trainable, total = lora_parameter_count(model)
+        lora = {"enabled": True, "modules": len(wrapped), "trainable_params": trainable, "total_params": total}
 
     batches = EpochBatches(train_set, params.batch_size, seed, tokenizer.pad_id)
     val_batches = EpochBatches(val_set, params.batch_size, seed, tokenizer.pad_id)
@@ -33,23 +47,33 @@ def main() -> None:
         return mean_loss(model, val_batches.all_batches(), device)
 
     steps = batches.steps(params.epochs)
-    key = run_key(params, seed, tokenizer.sha256, file_sha256(PRETRAINED / "model.safetensors"),
-                  file_sha256(params.data))
+    key = run_key(params, seed, tokenizer.sha256, file_sha256(PRETRAINED / "model.safetensors"), file_sha256(data))
     result = train(model, params.loop(steps), device, batches.batch, evaluate, STATE, key, "sft")
 
     model.load_state_dict(result.best_model)
+    if params.lora.enabled:
+        merge_lora(model)
     save_model(OUT, model, tokenizer.sha256, {"stage": "sft", "best_step": result.best_step})
     write_csv(PLOTS / "train.csv", ["step", "tokens", "train_loss", "lr", "grad_norm"], result.train_curve)
     write_csv(PLOTS / "val.csv", ["step", "tokens", "val_loss"], result.val_curve)
     write_json("metrics/sft.json", {
         **stats,
         "steps": steps,
+        "lora": lora,
         "val_loss_before": round(result.val_curve[0][2], 4),
         "best_val_loss": round(result.best_val_loss, 4),
         "best_step": result.best_step,
         "final_train_loss": round(result.final_train_loss, 4),
         "seconds": round(result.seconds, 1),
+        "sample": sample_answer(model, tokenizer, val_set[0].messages),
     })
+
+
+def sample_answer(model, tokenizer, messages) -> dict:
+    """The saved model's greedy answer to the first user turn of a held-out conversation."""
+    question = messages[:2] if messages[0].role == "system" else messages[:1]
+    ids = generate(model, prompt_ids(tokenizer, question), 64, {tokenizer.marker("end"), tokenizer.eos_id})
+    return {"prompt": question[-1].content, "answer": decode_reply(tokenizer, ids)}
 
 
 if __name__ == "__main__":

@@ -1,0 +1,80 @@
+"""Chat with a trained model in the terminal; replies stream as they are generated.
+
+    uv run python -m lib.cli.chat --model models/sft
+    printf 'What is MPI?\nAnd OpenMP?\n' | uv run python -m lib.cli.chat   # scripted, one turn per line
+
+Each line you type is a user turn; the whole conversation is kept in the chat template (the
+oldest turns are left out when it outgrows the model's context). Commands: /reset starts over,
+/quit (or end of input) leaves; Ctrl-C stops a reply. With stdin not a terminal (a pipe, a test)
+there are no prompts: each reply is printed on its own line.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Sequence, TextIO
+
+from lib.chat import Message, prompt_ids
+from lib.cli.common import load, parser, run_cli, stream_reply
+
+
+def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--system", help="a system message that opens the conversation")
+    args = p.parse_args(argv)
+    stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
+    model, tokenizer = load(args)
+    interactive = stdin.isatty()
+    system = [Message("system", args.system)] if args.system else []
+    messages = list(system)
+    stop_ids = {tokenizer.marker("end"), tokenizer.eos_id}
+    # leave room for a reply, but never so much that no prompt fits
+    reserve = min(args.max_new_tokens, model.cfg.max_seq_len // 2)
+    if interactive:
+        stdout.write(f"chatting with {args.model} -- /reset starts over, /quit leaves\n")
+    while True:
+        line = _read_line(stdin, stdout, interactive)
+        if line is None:  # end of input
+            break
+        text = line.strip()
+        if not text:
+            continue
+        if text in ("/quit", "/exit"):
+            break
+        if text == "/reset":
+            messages = list(system)
+            if interactive:
+                stdout.write("(conversation cleared)\n")
+            continue
+        messages.append(Message("user", text))
+        if interactive:
+            stdout.write("bot> ")
+        prompt = prompt_ids(tokenizer, messages, model.cfg.max_seq_len, reserve)
+        try:
+            reply = stream_reply(model, tokenizer, prompt, args, stdout, stop_ids)
+        except KeyboardInterrupt:  # Ctrl-C stops a reply, not the chat; the unanswered turn is forgotten
+            if not interactive:
+                raise
+            stdout.write(" (interrupted)\n")
+            messages.pop()
+            continue
+        stdout.write("\n")
+        stdout.flush()
+        messages.append(Message("assistant", reply))
+    return 0
+
+
+def _read_line(stdin: TextIO, stdout: TextIO, interactive: bool) -> str | None:
+    if interactive and stdin is sys.stdin and stdout is sys.stdout:
+        try:
+            return input("you> ")  # line editing and history where readline is available
+        except EOFError:
+            stdout.write("\n")
+            return None
+    if interactive:
+        stdout.write("you> ")
+        stdout.flush()
+    return stdin.readline() or None
+
+
+if __name__ == "__main__":
+    run_cli(main)

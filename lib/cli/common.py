@@ -1,0 +1,87 @@
+"""What the command-line tools share: model/tokenizer/sampling flags, loading, streamed output."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable, Sequence, TextIO
+
+import torch
+
+from lib.checkpoint import load_model
+from lib.errors import UserError
+from lib.generate import StreamDecoder, stream
+from lib.model import GPT
+from lib.sampling import SamplingParams
+from lib.tokenizer import Tokenizer
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--model", default="models/sft", help="model directory (default: models/sft)")
+    p.add_argument("--tokenizer", default="models/tokenizer", help="tokenizer directory or .model file "
+                   "(default: models/tokenizer)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    g = p.add_argument_group("sampling")
+    g.add_argument("--max-new-tokens", type=int, default=128)
+    g.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    g.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens (0 = off)")
+    g.add_argument("--top-p", type=float, default=1.0, help="nucleus: smallest set with this mass (1 = off)")
+    g.add_argument("--repetition-penalty", type=float, default=1.0, help="> 1 discourages repeats (1 = off)")
+    g.add_argument("--stop", action="append", default=[], metavar="TEXT",
+                   help="stop when this text appears (repeatable)")
+    g.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def sampling_params(args: argparse.Namespace) -> SamplingParams:
+    try:
+        return SamplingParams(args.temperature, args.top_k, args.top_p, args.repetition_penalty)
+    except ValueError as err:
+        raise UserError(f"--{str(err).replace('_', '-')}") from None
+
+
+def load(args: argparse.Namespace) -> tuple[GPT, Tokenizer]:
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available; use --device cpu")
+    if not Path(args.model).is_dir():
+        raise UserError(f"{args.model}: model directory not found; train one with `dvc repro` or pass --model DIR")
+    tokenizer = Tokenizer.load(args.tokenizer)
+    model = load_model(args.model, device, tokenizer.sha256)
+    return model.eval(), tokenizer
+
+
+def stream_reply(model: GPT, tokenizer: Tokenizer, prompt: list[int], args: argparse.Namespace,
+                 out: TextIO, stop_ids: set[int]) -> str:
+    """Generate after ``prompt``, writing text to ``out`` as it is produced; returns the text."""
+    decoder = StreamDecoder(tokenizer, args.stop)
+    for token in stream(model, prompt, args.max_new_tokens, stop_ids, sampling_params(args), args.seed,
+                        args.stop, tokenizer):
+        piece = decoder.push(token)
+        if piece:
+            out.write(piece)
+            out.flush()
+        if decoder.stopped:
+            break
+    out.write(decoder.flush())
+    out.flush()
+    return decoder.text
+
+
+def run_cli(main: Callable[[Sequence[str] | None], int]) -> None:
+    """Entry point: a UserError becomes one line on stderr and exit status 2."""
+    try:
+        code = main(None)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        raise SystemExit(130) from None
+    raise SystemExit(code)
