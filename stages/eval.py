@@ -4,6 +4,7 @@ prompts. metrics/eval.json: {model: {lambada: {file: {...}}, val_*: ...}, settin
 from pathlib import Path
 
 from lib.chat import Message, decode_reply, encode_chat
+from lib.attention import attention_for_model, wrap_for_external
 from lib.checkpoint import load_model
 from lib.errors import UserError, run_stage
 from lib.evaluate import EvalParams, predicted_tokens, val_metrics, val_nll
@@ -45,6 +46,7 @@ def main() -> None:
     samples = {}
     for name, path in MODELS.items():
         model = load_model(path, device, tokenizer.sha256)
+        wrap_for_external(model, attention_for_model(path), tokenizer)  # as it was trained
         nats, tokens = val_nll(model, val_shards, device, params.batch_size, params.val_batches, desc=f"{name} val")
         val = val_metrics(nats, tokens, predicted_tokens(val_shards), val_bytes)
         metrics[name] = {

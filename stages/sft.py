@@ -5,6 +5,7 @@ models/sft is always a plain model in the same format as models/pretrain.
 """
 from pathlib import Path
 
+from lib.attention import load_attention_params, wrap_for_external
 from lib.chat import decode_reply, prompt_ids
 from lib.checkpoint import load_model, save_model
 from lib.errors import run_stage
@@ -30,6 +31,8 @@ def main() -> None:
     device = setup_torch(params.device, params.threads, seed)
     tokenizer = Tokenizer.load("models/tokenizer")
     model = load_model(PRETRAINED, device, tokenizer.sha256)
+    attention = load_attention_params()
+    attn = wrap_for_external(model, attention, tokenizer, output_dir=OUT)  # learned mode: a no-op
     max_len = min(params.max_len, model.cfg.max_seq_len)
     data = Path(params.data)
     train_set, val_set, stats = load_examples(data, tokenizer, max_len, params.val_fraction,
@@ -47,13 +50,15 @@ def main() -> None:
         return mean_loss(model, val_batches.all_batches(), device)
 
     steps = batches.steps(params.epochs)
-    key = run_key(params, seed, tokenizer.sha256, file_sha256(PRETRAINED / "model.safetensors"), file_sha256(data))
+    key = run_key(params, seed, tokenizer.sha256, file_sha256(PRETRAINED / "model.safetensors"), file_sha256(data),
+                  *([f"attention={attention.key()}"] if attention.mode == "external" else []))
     result = train(model, params.loop(steps), device, batches.batch, evaluate, STATE, key, "sft")
 
     model.load_state_dict(result.best_model)
     if params.lora.enabled:
         merge_lora(model)
-    save_model(OUT, model, tokenizer.sha256, {"stage": "sft", "best_step": result.best_step})
+    save_model(OUT, model, tokenizer.sha256, {"stage": "sft", "best_step": result.best_step,
+                                               "attention": attention.info()})
     write_csv(PLOTS / "train.csv", ["step", "tokens", "train_loss", "lr", "grad_norm"], result.train_curve)
     write_csv(PLOTS / "val.csv", ["step", "tokens", "val_loss"], result.val_curve)
     write_json("metrics/sft.json", {
@@ -66,6 +71,7 @@ def main() -> None:
         "final_train_loss": round(result.final_train_loss, 4),
         "seconds": round(result.seconds, 1),
         "sample": sample_answer(model, tokenizer, val_set[0].messages),
+        **attn.metrics(),
     })
 
 

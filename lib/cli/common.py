@@ -8,6 +8,7 @@ from typing import Callable, Sequence, TextIO
 
 import torch
 
+from lib.attention import attention_for_model, wrap_for_external
 from lib.checkpoint import load_model
 from lib.errors import UserError
 from lib.generate import StreamDecoder, stream
@@ -23,6 +24,8 @@ def parser(description: str) -> argparse.ArgumentParser:
                    "(default: models/tokenizer)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--params", default="params.yaml",
+                   help="params file whose attention: section sets the provider, cache and limits")
     g = p.add_argument_group("sampling")
     g.add_argument("--max-new-tokens", type=int, default=128)
     g.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
@@ -54,6 +57,7 @@ def load(args: argparse.Namespace) -> tuple[GPT, Tokenizer]:
         raise UserError(f"{args.model}: model directory not found; train one with `dvc repro` or pass --model DIR")
     tokenizer = Tokenizer.load(args.tokenizer)
     model = load_model(args.model, device, tokenizer.sha256)
+    wrap_for_external(model, attention_for_model(args.model, args.params), tokenizer)  # as it was trained
     return model.eval(), tokenizer
 
 
