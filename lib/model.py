@@ -1,7 +1,9 @@
-"""A decoder-only transformer: RoPE, RMSNorm, SwiGLU, grouped-query causal attention via SDPA.
+"""A decoder-only transformer assembled from ``lib.layers`` as ``ModelConfig`` says: RoPE /
+learned / sinusoidal / no positions, RMSNorm / LayerNorm, SwiGLU / GELU, MHA / GQA / MQA.
 
-One idea per function. ``ModelConfig`` is both the ``pretrain.model`` params section and the
-config.json stored next to the weights, so a checkpoint always says how to rebuild its model.
+``ModelConfig`` is both the ``pretrain.model`` params section and the config.json stored next to
+the weights, so a checkpoint always says how to rebuild its model. New fields default to the
+original model (rope, rmsnorm, swiglu), so old config.json files load unchanged.
 """
 from __future__ import annotations
 
@@ -12,20 +14,33 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lib.layers import Attention, RMSNorm, apply_rope, make_mlp, make_norm, rope_tables, sinusoidal_table
 from lib.params import check
+
+__all__ = ["GPT", "KVCache", "ModelConfig", "RMSNorm", "apply_rope", "padded_causal_mask", "rope_tables"]
+
+POSITIONS = ("rope", "learned", "sinusoidal", "none")
+NORMS = ("rmsnorm", "layernorm")
+MLPS = ("swiglu", "gelu")
 
 
 @dataclass
 class ModelConfig:
     n_layer: int = 4
     n_head: int = 4
-    n_kv_head: int = 4
+    n_kv_head: int = 4          # = n_head: MHA; 1: MQA; in between: GQA
     d_model: int = 128
     d_ff: int = 352
     max_seq_len: int = 128
     rope_theta: float = 10000.0
-    dropout: float = 0.0
+    dropout: float = 0.0        # on the embeddings and each residual branch
+    attn_dropout: float | None = None  # on attention weights; None: = dropout. 0 keeps SDPA's fused
+                                # kernels (CPU flash attention has no dropout: it falls back to matmuls)
     tie_embeddings: bool = True
+    positions: str = "rope"     # rope | learned | sinusoidal | none
+    norm: str = "rmsnorm"       # rmsnorm | layernorm
+    mlp: str = "swiglu"         # swiglu | gelu
+    init_std: float = 0.02
     vocab_size: int = 0  # filled from the tokenizer, not from params
 
     def __post_init__(self):
@@ -34,8 +49,18 @@ class ModelConfig:
               f"must divide d_model ({self.d_model})")
         check(self.n_kv_head >= 1 and self.n_head % self.n_kv_head == 0, "n_kv_head",
               f"must divide n_head ({self.n_head})")
-        check((self.d_model // self.n_head) % 2 == 0, "d_model", "d_model / n_head must be even for RoPE")
+        check(self.d_ff >= 1, "d_ff", "must be >= 1")
+        check(self.max_seq_len >= 1, "max_seq_len", "must be >= 1")
+        check(self.positions in POSITIONS, "positions", f"must be one of {', '.join(POSITIONS)}")
+        check(self.norm in NORMS, "norm", f"must be one of {', '.join(NORMS)}")
+        check(self.mlp in MLPS, "mlp", f"must be one of {', '.join(MLPS)}")
+        check(self.positions != "rope" or (self.d_model // self.n_head) % 2 == 0, "d_model",
+              "d_model / n_head must be even for RoPE")
+        check(self.positions != "sinusoidal" or self.d_model % 2 == 0, "d_model", "must be even for sinusoidal")
+        check(self.rope_theta > 0, "rope_theta", "must be > 0")
         check(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
+        check(self.attn_dropout is None or 0.0 <= self.attn_dropout < 1.0, "attn_dropout", "must be in [0, 1) or null")
+        check(self.init_std > 0, "init_std", "must be > 0")
 
     @property
     def head_dim(self) -> int:
@@ -45,88 +70,18 @@ class ModelConfig:
         return asdict(self)
 
 
-class RMSNorm(nn.Module):
-    def __init__(self, dim: int, eps: float = 1e-6):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        norm = x.float().pow(2).mean(-1, keepdim=True).add(self.eps).rsqrt()
-        return (x.float() * norm).type_as(x) * self.weight
-
-
-def rope_tables(head_dim: int, max_len: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
-    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
-    angles = torch.outer(torch.arange(max_len, dtype=torch.float32), inv_freq)
-    return angles.cos(), angles.sin()
-
-
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (x[..., :d/2], x[..., d/2:]) by position-dependent angles; x is (B, H, T, D)."""
-    x1, x2 = x.float().chunk(2, dim=-1)
-    if cos.dim() == 2:  # (T, D/2) shared by every row; per-row tables arrive as (B, 1, T, D/2)
-        cos, sin = cos[None, None], sin[None, None]
-    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).type_as(x)
-
-
-class Attention(nn.Module):
-    def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.cfg = cfg
-        kv_dim = cfg.n_kv_head * cfg.head_dim
-        self.wq = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
-        self.wk = nn.Linear(cfg.d_model, kv_dim, bias=False)
-        self.wv = nn.Linear(cfg.d_model, kv_dim, bias=False)
-        self.wo = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
-        self.wo.residual_projection = True
-
-    def forward(self, x, cos, sin, cache=None, attn_mask=None):
-        B, T, _ = x.shape
-        cfg = self.cfg
-        q = self.wq(x).view(B, T, cfg.n_head, cfg.head_dim).transpose(1, 2)
-        k = self.wk(x).view(B, T, cfg.n_kv_head, cfg.head_dim).transpose(1, 2)
-        v = self.wv(x).view(B, T, cfg.n_kv_head, cfg.head_dim).transpose(1, 2)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        if cache is not None:
-            k, v = cache.update(k, v)
-        groups = cfg.n_head // cfg.n_kv_head
-        if groups > 1:
-            k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
-        dropout = cfg.dropout if self.training else 0.0
-        S = k.shape[2]
-        if attn_mask is None and T == S:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout)
-        else:
-            if attn_mask is None and T > 1:  # new tokens after a cached prefix: causal, offset by S - T
-                attn_mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout)
-        return self.wo(y.transpose(1, 2).reshape(B, T, cfg.d_model))
-
-
-class SwiGLU(nn.Module):
-    def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.w_gate = nn.Linear(cfg.d_model, cfg.d_ff, bias=False)
-        self.w_up = nn.Linear(cfg.d_model, cfg.d_ff, bias=False)
-        self.w_down = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
-        self.w_down.residual_projection = True
-
-    def forward(self, x):
-        return self.w_down(F.silu(self.w_gate(x)) * self.w_up(x))
-
-
 class Block(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.attn_norm = RMSNorm(cfg.d_model)
-        self.attn = Attention(cfg)
-        self.mlp_norm = RMSNorm(cfg.d_model)
-        self.mlp = SwiGLU(cfg)
+        self.attn_norm = make_norm(cfg.norm, cfg.d_model)
+        attn_dropout = cfg.dropout if cfg.attn_dropout is None else cfg.attn_dropout
+        self.attn = Attention(cfg.d_model, cfg.n_head, cfg.n_kv_head, attn_dropout)
+        self.mlp_norm = make_norm(cfg.norm, cfg.d_model)
+        self.mlp = make_mlp(cfg.mlp, cfg.d_model, cfg.d_ff)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, cos, sin, cache=None, attn_mask=None):
-        x = x + self.drop(self.attn(self.attn_norm(x), cos, sin, cache, attn_mask))
+    def forward(self, x, rope=None, cache=None, attn_mask=None):
+        x = x + self.drop(self.attn(self.attn_norm(x), rope, cache, attn_mask))
         return x + self.drop(self.mlp(self.mlp_norm(x)))
 
 
@@ -137,25 +92,32 @@ class GPT(nn.Module):
             raise ValueError("ModelConfig.vocab_size must be set from the tokenizer")
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        if cfg.positions == "learned":
+            self.pos_embed = nn.Embedding(cfg.max_seq_len, cfg.d_model)
+        elif cfg.positions == "sinusoidal":
+            self.register_buffer("pos_table", sinusoidal_table(cfg.max_seq_len, cfg.d_model), persistent=False)
+        elif cfg.positions == "rope":
+            cos, sin = rope_tables(cfg.head_dim, cfg.max_seq_len, cfg.rope_theta)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
-        self.norm = RMSNorm(cfg.d_model)
+        self.norm = make_norm(cfg.norm, cfg.d_model)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.lm_head.weight = self.embed.weight
-        cos, sin = rope_tables(cfg.head_dim, cfg.max_seq_len, cfg.rope_theta)
-        self.register_buffer("rope_cos", cos, persistent=False)
-        self.register_buffer("rope_sin", sin, persistent=False)
         self.apply(self._init_weights)
 
     def _init_weights(self, module: nn.Module) -> None:
-        # GPT-2 style: N(0, 0.02), residual projections scaled by 1/sqrt(2 * n_layer) so the
+        # GPT-2 style: N(0, init_std), residual projections scaled by 1/sqrt(2 * n_layer) so the
         # residual stream's variance does not grow with depth.
+        std = self.cfg.init_std
         if isinstance(module, nn.Linear):
-            std = 0.02 / math.sqrt(2 * self.cfg.n_layer) if getattr(module, "residual_projection", False) else 0.02
+            if getattr(module, "residual_projection", False):
+                std = std / math.sqrt(2 * self.cfg.n_layer)
             nn.init.normal_(module.weight, mean=0.0, std=std)
         elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            nn.init.normal_(module.weight, mean=0.0, std=std)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, loss_mask=None,
                 caches=None, start_pos: int = 0, attn_mask=None, positions: torch.Tensor | None = None):
@@ -163,20 +125,26 @@ class GPT(nn.Module):
 
         ``loss_mask`` (B, T) of 0/1 restricts the loss to chosen targets (SFT responses);
         ``targets`` equal to -100 are ignored as well. ``caches`` (one KVCache per layer) with
-        ``start_pos`` continue a sequence; ``positions`` (B, T) gives per-row RoPE positions
+        ``start_pos`` continue a sequence; ``positions`` (B, T) gives per-row positions
         (left-padded batches) and ``attn_mask`` (B, 1, T, S) bool, True = may attend.
         """
         T = idx.shape[1]
         if start_pos + T > self.cfg.max_seq_len:
             raise ValueError(f"sequence of {start_pos + T} tokens exceeds max_seq_len {self.cfg.max_seq_len}")
-        if positions is None:
-            cos = self.rope_cos[start_pos:start_pos + T]
-            sin = self.rope_sin[start_pos:start_pos + T]
-        else:  # (B, T, D/2), broadcast over heads in apply_rope
-            cos, sin = self.rope_cos[positions][:, None], self.rope_sin[positions][:, None]
-        x = self.drop(self.embed(idx))
+        x = self.embed(idx)
+        rope = None
+        kind = self.cfg.positions
+        if kind == "rope":
+            if positions is None:
+                rope = self.rope_cos[start_pos:start_pos + T], self.rope_sin[start_pos:start_pos + T]
+            else:  # (B, 1, T, D/2): broadcast over heads in apply_rope
+                rope = self.rope_cos[positions][:, None], self.rope_sin[positions][:, None]
+        elif kind != "none":
+            pos = torch.arange(start_pos, start_pos + T, device=idx.device) if positions is None else positions
+            x = x + (self.pos_embed(pos) if kind == "learned" else self.pos_table[pos])
+        x = self.drop(x)
         for i, block in enumerate(self.blocks):
-            x = block(x, cos, sin, None if caches is None else caches[i], attn_mask)
+            x = block(x, rope, None if caches is None else caches[i], attn_mask)
         logits = self.lm_head(self.norm(x))
         if targets is None:
             return logits, None
@@ -186,16 +154,44 @@ class GPT(nn.Module):
         return logits, loss
 
     def num_params(self, exclude_embeddings: bool = True) -> int:
+        """Distinct parameters; with ``exclude_embeddings``, less the input token and position
+        tables (a tied embedding counts once, as the output matrix it also is)."""
         n = sum(p.numel() for p in self.parameters())
-        if exclude_embeddings and not self.cfg.tie_embeddings:
-            n -= self.embed.weight.numel()
+        if exclude_embeddings:
+            if not self.cfg.tie_embeddings:
+                n -= self.embed.weight.numel()
+            if self.cfg.positions == "learned":
+                n -= self.pos_embed.weight.numel()
         return n
 
     def flops_per_token(self, seq_len: int) -> int:
-        """Training FLOPs per token: 6N for the matmuls plus 12 * L * d * T for attention scores
-        (the PaLM appendix B formula), N the non-embedding parameter count."""
-        n = sum(p.numel() for name, p in self.named_parameters() if not name.startswith("embed"))
-        return 6 * n + 12 * self.cfg.n_layer * self.cfg.d_model * seq_len
+        """Training FLOPs per token, for MFU (the PaLM paper's appendix B convention):
+
+            6 * N_matmul + 12 * n_layer * d_model * seq_len
+
+        N_matmul = n_layer * (2 d^2 + 2 d d_kv + k d d_ff) + d * vocab is the weight count of every
+        matrix multiply (k = 3 for SwiGLU, 2 for GELU; d_kv = n_kv_head * head_dim); each weight
+        costs 2 FLOPs forward and 4 backward. The second term is attention's QK^T and AV
+        (4 * T * d forward per layer, x3 for training), counted without the causal half-saving as
+        PaLM and nanoGPT do. Embedding lookups, norms and activations are not counted.
+        """
+        c = self.cfg
+        d, d_kv = c.d_model, c.n_kv_head * c.head_dim
+        mlp = (3 if c.mlp == "swiglu" else 2) * d * c.d_ff
+        n_matmul = c.n_layer * (2 * d * d + 2 * d * d_kv + mlp) + d * c.vocab_size
+        return 6 * n_matmul + 12 * c.n_layer * d * seq_len
+
+
+def padded_causal_mask(valid: torch.Tensor, q_len: int | None = None) -> torch.Tensor:
+    """The ``attn_mask`` for a padded batch: ``valid`` (B, S) bool marks real tokens; the result
+    (B, 1, T, S) lets each of the last T queries see earlier valid keys. Padding queries see
+    themselves, so no row is all-False (SDPA would return NaN there)."""
+    B, S = valid.shape
+    T = S if q_len is None else q_len
+    causal = torch.ones(T, S, dtype=torch.bool, device=valid.device).tril(diagonal=S - T)
+    mask = causal[None] & valid[:, None, :]
+    own = torch.arange(S - T, S, device=valid.device)[:, None] == torch.arange(S, device=valid.device)[None]
+    return (mask | own[None])[:, None]
 
 
 class KVCache:

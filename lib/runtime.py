@@ -1,4 +1,4 @@
-"""Device, threads and seeding: the few global torch settings a stage makes, in one place."""
+"""Device, threads, seeding and precision: the few global torch settings a stage makes, in one place."""
 from __future__ import annotations
 
 import contextlib
@@ -9,10 +9,20 @@ import torch
 
 from lib.errors import UserError
 
+# Dense bf16 tensor-core peak FLOP/s by device-name fragment (vendor datasheets, no sparsity),
+# for MFU. The first fragment found in torch.cuda.get_device_name() wins, so specific names first.
+PEAK_BF16_FLOPS = (
+    ("H200", 989e12), ("H100 PCIe", 756e12), ("H100", 989e12), ("GH200", 989e12),
+    ("B200", 2250e12), ("A100", 312e12), ("A800", 312e12), ("L40S", 362e12), ("L4", 121e12),
+    ("A10G", 70e12), ("A10", 125e12), ("RTX 4090", 165e12), ("RTX 3090", 71e12), ("V100", 125e12),
+    ("MI300X", 1307e12), ("MI250", 362e12),
+)
 
-def setup_torch(device: str, threads: int, seed: int) -> torch.device:
-    """Seed everything and pick the device. On CPU, a fixed thread count and deterministic
-    algorithms make runs bit-reproducible; on CUDA, TF32 matmuls are allowed for speed."""
+
+def setup_torch(device: str, threads: int, seed: int, local_rank: int = 0) -> torch.device:
+    """Seed everything and pick the device (``cuda:local_rank`` under torchrun). On CPU, a fixed
+    thread count and deterministic algorithms make runs bit-reproducible; on CUDA, TF32 matmuls
+    are allowed for speed."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
@@ -20,15 +30,26 @@ def setup_torch(device: str, threads: int, seed: int) -> torch.device:
     if device not in ("cpu", "cuda"):
         raise UserError(f"device: expected cpu, cuda or auto, got {device!r}")
     torch.set_num_threads(threads)
+    seed_all(seed)
+    if device == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        return torch.device("cpu")
+    configure_cuda()
+    torch.cuda.set_device(local_rank)
+    return torch.device("cuda", local_rank)
+
+
+def seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (1 << 32))
     torch.manual_seed(seed)
-    if device == "cpu":
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    else:
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    return torch.device(device)
+
+
+def configure_cuda() -> None:
+    """TF32 for fp32 matmuls and convolutions (Ampere and later): ~8x the fp32 throughput for a
+    mantissa that bf16 autocast truncates further anyway. Safe to call without a GPU."""
+    torch.set_float32_matmul_precision("high")
+    torch.backends.cudnn.allow_tf32 = True
 
 
 def autocast(device: torch.device):
@@ -36,3 +57,21 @@ def autocast(device: torch.device):
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def peak_flops(device: torch.device, override_tflops: float = 0.0) -> float | None:
+    """Peak bf16 FLOP/s of one device for MFU: the override if given, else looked up by the CUDA
+    device's name; None on CPU or for an unknown GPU (MFU is then not reported)."""
+    if override_tflops > 0:
+        return override_tflops * 1e12
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((flops for fragment, flops in PEAK_BF16_FLOPS if fragment in name), None)
+
+
+def mfu(flops_per_token: float, tokens_per_s: float, peak: float | None, n_devices: int = 1) -> float | None:
+    """Model FLOPs utilisation: achieved training FLOP/s over the devices' combined peak."""
+    if not peak or flops_per_token <= 0:
+        return None
+    return flops_per_token * tokens_per_s / (peak * n_devices)

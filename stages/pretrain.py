@@ -1,63 +1,101 @@
-"""pretrain: train the decoder-only transformer on the packed shards; keep the best-by-val weights."""
+"""pretrain: train the decoder-only transformer on the packed shards; keep the best-by-val weights.
+
+One process: `python -m stages.pretrain` (what `dvc repro` runs). Several GPUs or nodes: the same
+module under `torchrun` (see README); `pretrain.parallel` picks DDP or FSDP.
+"""
+import math
 from dataclasses import replace
 from pathlib import Path
 
-from lib.checkpoint import save_model
-from lib.data import TrainWindows, val_windows
+import torch
+
+from lib import distributed as D
+from lib.data import Prefetcher, TrainWindows, val_windows
 from lib.errors import run_stage
 from lib.evaluate import bits_per_byte, unigram_entropy
 from lib.io import read_json, write_csv, write_json
 from lib.model import GPT
 from lib.params import load_section, load_seed
-from lib.pretrain import PretrainParams, run_key
-from lib.runtime import setup_torch
+from lib.pretrain import PretrainParams, run_key, sampler, save_models
+from lib.runtime import peak_flops, setup_torch
 from lib.shards import META_FILE, concat_tokens, open_split
 from lib.tokenizer import Tokenizer
 from lib.train import mean_loss, train
 
 SHARDS = Path("data/shards")
-OUT = Path("models/pretrain")
+OUT = Path("models/pretrain")            # best-by-val model; the last step's in OUT/final
 STATE = Path("checkpoints/pretrain/state.pt")  # resumable state: git-ignored, not a DVC output
 PLOTS = Path("metrics/plots/pretrain")
+SAMPLES = Path("metrics/pretrain_samples.json")
 
 
 def main() -> None:
     params, seed = load_section("pretrain", PretrainParams), load_seed()
-    device = setup_torch(params.device, params.threads, seed)
+    device = setup_torch(params.device, params.threads, seed, D.env_local_rank())
+    ctx = D.init_distributed(device, params.parallel)
     tokenizer = Tokenizer.load("models/tokenizer")
     train_shards = open_split(SHARDS / "train", tokenizer.sha256)
     val_shards = open_split(SHARDS / "val", tokenizer.sha256)
     meta = read_json(SHARDS / META_FILE)
 
-    model = GPT(replace(params.model, vocab_size=tokenizer.vocab_size)).to(device)
-    windows = TrainWindows(train_shards, params.seq_len, params.batch_size, seed)
+    config = replace(params.model, vocab_size=tokenizer.vocab_size)
+    model = GPT(config).to(device)  # same seed, same init on every rank
+    if ctx.enabled:
+        torch.manual_seed(seed + ctx.rank)  # but each rank its own dropout masks
+    windows = TrainWindows(train_shards, params.seq_len, params.batch_size, seed, rank=ctx.rank,
+                           world_size=ctx.world_size, pin_memory=device.type == "cuda")
+    # GPU: build batches in loader workers so the GPU never waits; CPU: the cores are busy training.
+    batch = Prefetcher(windows, num_workers=2) if device.type == "cuda" else windows.batch
 
     def evaluate() -> float:
-        return mean_loss(model, val_windows(val_shards, params.seq_len, params.batch_size, params.eval_batches), device)
+        batches = val_windows(val_shards, params.seq_len, params.batch_size, params.eval_batches,
+                              rank=ctx.rank, world_size=ctx.world_size)
+        return mean_loss(model, batches, device, ctx)
 
-    key = run_key(params, seed, tokenizer.sha256, *(s["sha256"] for s in meta["splits"]["train"]["shards"]))
-    result = train(model, params.loop(), device, windows.batch, evaluate, STATE, key, "pretrain")
+    sample = sampler(model, tokenizer, params.sample_prompts, params.sample_tokens) if params.sample_every else None
+    key = run_key(params, seed, tokenizer.sha256, *(s["sha256"] for s in meta["splits"]["train"]["shards"]),
+                  f"world_size={ctx.world_size}")
+    flops = model.flops_per_token(params.seq_len)
+    loop = params.loop(ctx.world_size, flops, peak_flops(device, params.peak_tflops))
+    result = train(model, loop, device, batch, evaluate, STATE, key, "pretrain", sample=sample, ctx=ctx,
+                   keep_state=True)
+    final = D.model_state(model, ctx)  # collective under FSDP
 
-    model.load_state_dict(result.best_model)
-    save_model(OUT, model, tokenizer.sha256, {"stage": "pretrain", "best_step": result.best_step})
-    write_csv(PLOTS / "train.csv", ["step", "tokens", "train_loss", "lr", "grad_norm"], result.train_curve)
-    write_csv(PLOTS / "val.csv", ["step", "tokens", "val_loss"], result.val_curve)
-    val = meta["splits"]["val"]
-    write_json("metrics/pretrain.json", {
-        "params": model.num_params(),
-        "flops_per_token": model.flops_per_token(params.seq_len),
-        "steps": params.steps,
-        "tokens_seen": result.tokens,
-        "best_step": result.best_step,
-        "best_val_loss": round(result.best_val_loss, 4),
-        "final_val_loss": round(result.final_val_loss, 4),
-        "final_train_loss": round(result.final_train_loss, 4),
-        "val_unigram_entropy": round(unigram_entropy(concat_tokens(val_shards)), 4),
-        "best_val_bpb": round(bits_per_byte(result.best_val_loss, val["tokens"], val["text_bytes"]), 4),
-        "tokens_per_s": round(result.tokens_per_s, 1),
-        "seconds": round(result.seconds, 1),
-        "resumed_from_step": result.resumed_from,
-    })
+    if ctx.is_main:
+        info = {"stage": "pretrain", "best_step": result.best_step, "last_step": result.last_step}
+        save_models(OUT, config, result.best_model, final, tokenizer.sha256, info)
+        write_csv(PLOTS / "train.csv", ["step", "tokens", "train_loss", "lr", "grad_norm"], result.train_curve)
+        write_csv(PLOTS / "val.csv", ["step", "tokens", "val_loss"], result.val_curve)
+        # Timing varies run to run: kept apart so train.csv and val.csv stay byte-reproducible.
+        has_mfu = any(not math.isnan(row[2]) for row in result.perf_curve)  # GPU with a known peak
+        write_csv(PLOTS / "throughput.csv", ["step", "tokens_per_s", "mfu"][:3 if has_mfu else 2],
+                  [row[:3 if has_mfu else 2] for row in result.perf_curve])
+        write_json(SAMPLES, result.samples)
+        val = meta["splits"]["val"]
+        write_json("metrics/pretrain.json", {
+            "params": model.num_params(),
+            "flops_per_token": flops,
+            "steps": params.steps,
+            "last_step": result.last_step,
+            "early_stopped": result.early_stopped,
+            "skipped_steps": result.skipped_steps,
+            "processes": ctx.world_size,
+            "tokens_seen": result.tokens,
+            "best_step": result.best_step,
+            "best_val_loss": round(result.best_val_loss, 4),
+            "final_val_loss": round(result.final_val_loss, 4),
+            "final_train_loss": round(result.final_train_loss, 4),
+            "val_unigram_entropy": round(unigram_entropy(concat_tokens(val_shards)), 4),
+            "best_val_bpb": round(bits_per_byte(result.best_val_loss, val["tokens"], val["text_bytes"]), 4),
+            "tokens_per_s": round(result.tokens_per_s, 1),
+            "mfu": None if result.mfu is None or math.isnan(result.mfu) else round(result.mfu, 4),
+            "seconds": round(result.seconds, 1),
+            "resumed_from_step": result.resumed_from,
+        })
+        STATE.unlink(missing_ok=True)  # outputs are whole: the state has served its purpose
+    if hasattr(batch, "close"):
+        batch.close()
+    D.shutdown(ctx)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,125 @@
+"""The model: every variant trains, the KV cache matches the full forward pass, padded batches
+match unpadded rows, the FLOPs formula matches the weights it counts, configs validate."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lib.model import GPT, KVCache, ModelConfig, padded_causal_mask
+from lib.params import ParamsError, from_mapping
+
+VARIANTS = {
+    "default": {},
+    "gqa": {"n_kv_head": 2},
+    "mqa": {"n_kv_head": 1},
+    "learned_layernorm_gelu": {"positions": "learned", "norm": "layernorm", "mlp": "gelu"},
+    "sinusoidal": {"positions": "sinusoidal"},
+    "nope_untied": {"positions": "none", "tie_embeddings": False},
+    "rope_theta_dropout": {"rope_theta": 500000.0, "dropout": 0.1},
+    "residual_dropout_only": {"dropout": 0.1, "attn_dropout": 0.0},
+}
+
+
+def tiny(**kw) -> GPT:
+    torch.manual_seed(0)
+    base = dict(vocab_size=48, n_layer=2, n_head=4, n_kv_head=4, d_model=32, d_ff=64, max_seq_len=24)
+    return GPT(ModelConfig(**{**base, **kw}))
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_every_variant_trains_a_step_and_the_loss_falls(name):
+    model = tiny(**VARIANTS[name])
+    x = torch.randint(0, 48, (4, 16), generator=torch.Generator().manual_seed(1))
+    y = torch.roll(x, -1, dims=1)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(8):
+        model.train()
+        _, loss = model(x, y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] - 0.1, losses
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_kv_cache_prefill_then_one_token_a_step_equals_full_forward(name):
+    model = tiny(**VARIANTS[name]).eval()
+    x = torch.randint(0, 48, (2, 20))
+    with torch.no_grad():
+        full, _ = model(x)
+        caches = [KVCache() for _ in model.blocks]
+        pieces = [model(x[:, :9], caches=caches)[0]]
+        for t in range(9, 20):
+            pieces.append(model(x[:, t:t + 1], caches=caches, start_pos=t)[0])
+    torch.testing.assert_close(torch.cat(pieces, dim=1), full, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["default", "learned_layernorm_gelu"])
+def test_left_padded_row_with_positions_and_mask_equals_the_row_alone(name):
+    model = tiny(**VARIANTS[name]).eval()
+    short, long = torch.randint(0, 48, (1, 6)), torch.randint(0, 48, (1, 10))
+    pad = 4
+    idx = torch.cat([torch.cat([torch.zeros(1, pad, dtype=torch.long), short], 1), long])
+    valid = idx.new_ones(idx.shape, dtype=torch.bool)
+    valid[0, :pad] = False
+    positions = (valid.long().cumsum(1) - 1).clamp(min=0)
+    with torch.no_grad():
+        batched, _ = model(idx, positions=positions, attn_mask=padded_causal_mask(valid))
+        alone, _ = model(short)
+        alone_long, _ = model(long)
+    assert torch.isfinite(batched).all()  # padding queries attend to themselves, never to nothing
+    torch.testing.assert_close(batched[0, pad:], alone[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(batched[1], alone_long[0], atol=1e-5, rtol=1e-5)
+
+
+def test_default_parameter_names_are_the_exporters_contract():
+    names = set(tiny().state_dict())
+    expected = {"embed.weight", "norm.weight", "lm_head.weight"} | {
+        f"blocks.{i}.{n}" for i in range(2) for n in (
+            "attn.wq.weight", "attn.wk.weight", "attn.wv.weight", "attn.wo.weight", "attn_norm.weight",
+            "mlp.w_gate.weight", "mlp.w_up.weight", "mlp.w_down.weight", "mlp_norm.weight")}
+    assert names == expected
+
+
+def test_flops_per_token_is_six_times_the_matmul_weights_plus_attention():
+    for kw in ({}, {"mlp": "gelu", "n_kv_head": 1, "tie_embeddings": False}):
+        model = tiny(**kw)
+        matmul = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+        assert model.flops_per_token(16) == 6 * matmul + 12 * 2 * 32 * 16
+
+
+def test_residual_projections_get_the_scaled_init():
+    model = GPT(ModelConfig(vocab_size=256, n_layer=8, d_model=256, n_head=4, n_kv_head=4, d_ff=512))
+    std_q = model.blocks[0].attn.wq.weight.std().item()
+    std_o = model.blocks[0].attn.wo.weight.std().item()
+    assert abs(std_q - 0.02) < 0.002 and abs(std_o - 0.02 / 4) < 0.0005
+
+
+def test_old_config_json_without_new_fields_builds_the_original_model():
+    old = {"n_layer": 2, "n_head": 4, "n_kv_head": 4, "d_model": 32, "d_ff": 64, "max_seq_len": 24,
+           "rope_theta": 10000.0, "dropout": 0.0, "tie_embeddings": True, "vocab_size": 48}
+    cfg = ModelConfig(**old)
+    assert (cfg.positions, cfg.norm, cfg.mlp) == ("rope", "rmsnorm", "swiglu")
+
+
+@pytest.mark.parametrize("bad, key", [({"positions": "alibi"}, "positions"), ({"n_kv_head": 3}, "n_kv_head"),
+                                      ({"norm": "batchnorm"}, "norm"), ({"dropout": 1.0}, "dropout")])
+def test_bad_model_params_name_the_key(bad, key):
+    with pytest.raises(ParamsError, match=rf"pretrain.model.{key}"):
+        from_mapping(ModelConfig, bad, "params.yaml: pretrain.model")
+
+
+def test_too_long_input_is_refused():
+    with pytest.raises(ValueError, match="max_seq_len"):
+        tiny()(torch.zeros(1, 25, dtype=torch.long))
+
+
+def test_model_traces_as_one_graph_for_torch_compile():
+    """No graph breaks: `compile: true` gets one fused graph per forward (dynamo only; no C++ build)."""
+    model = tiny(n_kv_head=2, dropout=0.1)
+    x = torch.randint(0, 48, (2, 16))
+    _, loss = torch.compile(model, backend="eager", fullgraph=True)(x, torch.roll(x, -1, 1))
+    loss.backward()
+    assert model.embed.weight.grad is not None
