@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from lib import distributed as D
+from lib.attention import load_attention_params, wrap_for_external
 from lib.data import Prefetcher, TrainWindows, val_windows
 from lib.errors import run_stage
 from lib.evaluate import bits_per_byte, unigram_entropy
@@ -40,6 +41,8 @@ def main() -> None:
 
     config = replace(params.model, vocab_size=tokenizer.vocab_size)
     model = GPT(config).to(device)  # same seed, same init on every rank
+    attention = load_attention_params()
+    attn = wrap_for_external(model, attention, tokenizer, output_dir=OUT)  # learned mode: a no-op
     if ctx.enabled:
         torch.manual_seed(seed + ctx.rank)  # but each rank its own dropout masks
     windows = TrainWindows(train_shards, params.seq_len, params.batch_size, seed, rank=ctx.rank,
@@ -54,7 +57,8 @@ def main() -> None:
 
     sample = sampler(model, tokenizer, params.sample_prompts, params.sample_tokens) if params.sample_every else None
     key = run_key(params, seed, tokenizer.sha256, *(s["sha256"] for s in meta["splits"]["train"]["shards"]),
-                  f"world_size={ctx.world_size}")
+                  f"world_size={ctx.world_size}",
+                  *([f"attention={attention.key()}"] if attention.mode == "external" else []))
     flops = model.flops_per_token(params.seq_len)
     loop = params.loop(ctx.world_size, flops, peak_flops(device, params.peak_tflops))
     result = train(model, loop, device, batch, evaluate, STATE, key, "pretrain", sample=sample, ctx=ctx,
@@ -62,7 +66,8 @@ def main() -> None:
     final = D.model_state(model, ctx)  # collective under FSDP
 
     if ctx.is_main:
-        info = {"stage": "pretrain", "best_step": result.best_step, "last_step": result.last_step}
+        info = {"stage": "pretrain", "best_step": result.best_step, "last_step": result.last_step,
+                "attention": attention.info()}
         save_models(OUT, config, result.best_model, final, tokenizer.sha256, info)
         write_csv(PLOTS / "train.csv", ["step", "tokens", "train_loss", "lr", "grad_norm"], result.train_curve)
         write_csv(PLOTS / "val.csv", ["step", "tokens", "val_loss"], result.val_curve)
@@ -91,6 +96,7 @@ def main() -> None:
             "mfu": None if result.mfu is None or math.isnan(result.mfu) else round(result.mfu, 4),
             "seconds": round(result.seconds, 1),
             "resumed_from_step": result.resumed_from,
+            **attn.metrics(),
         })
         STATE.unlink(missing_ok=True)  # outputs are whole: the state has served its purpose
     if hasattr(batch, "close"):
