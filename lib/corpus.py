@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
+from lib.progress import progress
 
 from lib.errors import UserError
 from lib.io import JsonlWriter, atomic_write_text, iter_jsonl
@@ -87,7 +87,7 @@ def build(p: CorpusParams, seed: int) -> dict:
     if not src.exists():
         raise UserError(f"{src}: not found; run the clean stage first (dvc repro clean)")
     keys, counts, docs = [], Counter(), Counter()
-    for _, rec in tqdm(iter_jsonl(src), desc="corpus: scan", unit="doc", file=sys.stderr):
+    for _, rec in progress(iter_jsonl(src), desc="corpus: scan", unit="doc"):
         text = rec.get("text")
         if not isinstance(text, str):
             raise UserError(f"{src}: a record has no 'text' string; rerun the clean stage")

@@ -9,7 +9,7 @@ from typing import Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
+from lib.progress import progress as progress_bar
 
 from lib.errors import UserError
 from lib.params import check
@@ -79,7 +79,7 @@ def val_nll(model: torch.nn.Module, shards: list[Shard], device: torch.device | 
     if max_batches is not None:
         batches = batches[:max_batches]
     total, count = 0.0, 0
-    for rows in tqdm(batches, desc=desc, unit="batch", disable=not progress, leave=False):
+    for rows in progress_bar(batches, enabled=progress, desc=desc, unit="batch", leave=False):
         data = torch.from_numpy(np.stack(rows)).to(device)
         with autocast(device):
             logits, _ = model(data[:, :-1])

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
+from lib.progress import progress as progress_bar
 
 from lib.errors import UserError
 from lib.io import iter_jsonl
@@ -124,7 +124,7 @@ def score_items(model: torch.nn.Module, items: list[LambadaItem], device: torch.
     logliks = np.zeros(len(items), dtype=np.float64)
     greedy = np.zeros(len(items), dtype=bool)
     order = sorted(range(len(items)), key=lambda i: -(len(items[i].context) + len(items[i].target)))
-    bar = tqdm(total=len(items), desc=desc, unit="passage", disable=not progress, leave=False)
+    bar = progress_bar(total=len(items), enabled=progress, desc=desc, unit="passage", leave=False)
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
         seqs = [(items[i].context + items[i].target)[-(max_len + 1):][:-1] for i in rows]

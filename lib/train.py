@@ -26,6 +26,7 @@ from lib.errors import UserError
 from lib.model import GPT
 from lib.params import check
 from lib.runtime import autocast, mfu
+from lib.progress import progress
 
 Batch = tuple[torch.Tensor, ...]  # (inputs, targets) or (inputs, targets, loss_mask)
 
@@ -140,8 +141,8 @@ def train(model: GPT, cfg: LoopConfig, device: torch.device, batch: Callable[[in
     started = time.perf_counter()
     train_seconds, tokens_this_run, bad_in_a_row = 0.0, 0, 0
     clip = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
-    bar = tqdm(range(start, cfg.steps), desc=desc, initial=start, total=cfg.steps, leave=False,
-               disable=None if ctx.is_main else True, mininterval=1.0)  # no bar off a terminal
+    bar = progress(range(start, cfg.steps), enabled=ctx.is_main, desc=desc, initial=start, total=cfg.steps,
+                   leave=False, mininterval=1.0)
     step = start
     for step in bar:
         if step % cfg.eval_every == 0 and _validate(model, evaluate, step, result, cfg, ctx):

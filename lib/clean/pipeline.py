@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from tqdm import tqdm
+from lib.progress import progress
 
 from lib.clean import quality
 from lib.clean.config import CleanParams
@@ -144,7 +144,7 @@ def clean(p: CleanParams) -> dict:
     dedup = _Deduplicator(p)
     with JsonlWriter(Path(p.out_dir) / "docs.jsonl") as docs, \
             JsonlWriter(Path(p.out_dir) / "rejects.jsonl") as rejects:
-        for r in tqdm(_results(_tasks(manifest), p), desc="clean", unit="doc", file=sys.stderr):
+        for r in progress(_results(_tasks(manifest), p), desc="clean", unit="doc"):
             m.update(docs_in=1, bytes_in=r["bytes"], chars_in=r["chars"], words_in=r["words"])
             rules.update(r["stats"])
             reason, detail = (r["reason"], r["detail"]) if r["reason"] else dedup.check(r)

@@ -17,6 +17,7 @@ from lib.scrape.http import Fetcher, FetchResult, normalise_url
 from lib.scrape.sniff import sniff
 from lib.scrape.sources import dataset_records, local_files, page_links
 from lib.scrape.store import RawStore, record
+from lib.progress import progress
 
 
 class _SafeFetcher(Fetcher):
@@ -110,7 +111,7 @@ def scrape(params: ScrapeParams) -> tuple[dict, list[dict]]:
     """Run every source; return (metrics, manifest records). Outputs land in params.out_dir."""
     t0 = time.perf_counter()
     with atomic_path(params.out_dir) as tmp, ThreadPoolExecutor(params.workers) as pool, \
-            tqdm(desc="scrape", unit="doc", file=sys.stderr, dynamic_ncols=True) as bar:
+            progress(desc="scrape", unit="doc", dynamic_ncols=True) as bar:
         run = _Run(params, RawStore(tmp, params.out_dir), pool, bar)
         urls = []
         for idx, src in enumerate(params.sources):
