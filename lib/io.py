@@ -104,22 +104,32 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> int:
     return out.count
 
 
-def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
-    """Yield (line number, record) pairs; a malformed line stops with its file and line number."""
+def iter_jsonl_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
+    """Yield (line number, line) for the non-blank lines of a JSONL file."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: file not found")
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise UserError(f"{path}:{lineno}: invalid JSON ({err.msg}); fix or remove the line") from None
-            if not isinstance(record, dict):
-                raise UserError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
-            yield lineno, record
+            if line.strip():
+                yield lineno, line
+
+
+def parse_jsonl_line(line: str, where: str) -> dict:
+    """One JSONL record; anything but a JSON object stops with ``where`` (file:line) named."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise UserError(f"{where}: invalid JSON ({err.msg}); fix or remove the line") from None
+    if not isinstance(record, dict):
+        raise UserError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    return record
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    """Yield (line number, record) pairs; a malformed line stops with its file and line number."""
+    for lineno, line in iter_jsonl_lines(path):
+        yield lineno, parse_jsonl_line(line, f"{path}:{lineno}")
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:

@@ -18,6 +18,7 @@ import torch
 
 from lib.chat import Message, encode_chat, to_messages
 from lib.errors import UserError
+from lib.io import iter_jsonl_lines, parse_jsonl_line
 from lib.lora import LoRAParams
 from lib.params import check
 from lib.train import LoopConfig
@@ -83,34 +84,21 @@ def read_conversations(path: Path, on_bad_record: str = "error",
     stats.setdefault("bad_examples", [])
     if not path.exists():
         raise UserError(f"{path}: SFT data not found (sft.data in params.yaml)")
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                record = _parse_line(line, where)
-                messages = to_messages(record, where)
-                if messages[-1].role != "assistant":
-                    raise UserError(f"{where}: the conversation must end with an assistant reply to learn from")
-            except UserError as err:
-                if on_bad_record == "error":
-                    raise UserError(f"{err}; fix the record or set sft.on_bad_record: skip") from None
-                stats["bad_records"] += 1
-                if len(stats["bad_examples"]) < MAX_REPORTED_BAD:
-                    stats["bad_examples"].append(str(err))
-                continue
-            yield lineno, record, messages
-
-
-def _parse_line(line: str, where: str) -> dict:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise UserError(f"{where}: invalid JSON ({err.msg})") from None
-    if not isinstance(record, dict):
-        raise UserError(f"{where}: expected a JSON object, got {type(record).__name__}")
-    return record
+    for lineno, line in iter_jsonl_lines(path):
+        where = f"{path}:{lineno}"
+        try:
+            record = parse_jsonl_line(line, where)
+            messages = to_messages(record, where)
+            if messages[-1].role != "assistant":
+                raise UserError(f"{where}: the conversation must end with an assistant reply to learn from")
+        except UserError as err:
+            if on_bad_record == "error":
+                raise UserError(f"{err}; fix the record or set sft.on_bad_record: skip") from None
+            stats["bad_records"] += 1
+            if len(stats["bad_examples"]) < MAX_REPORTED_BAD:
+                stats["bad_examples"].append(str(err))
+            continue
+        yield lineno, record, messages
 
 
 def load_examples(path: Path, tokenizer, max_len: int, val_fraction: float, truncate: str = "truncate",
