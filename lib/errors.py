@@ -21,7 +21,9 @@ def run_stage(main: Callable[[], object]) -> None:
     """
     try:
         main()
-        _record_environment(_stage_name(main))
+        stage = _stage_name(main)
+        if stage is not None:  # commands that are not DVC stages (lib.hf.*, lib.report) record nothing
+            _record_environment(stage)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -30,10 +32,12 @@ def run_stage(main: Callable[[], object]) -> None:
         raise SystemExit(130) from None
 
 
-def _stage_name(main: Callable) -> str:
-    """'pretrain' for stages/pretrain.py, also when run as ``python -m stages.pretrain``."""
+def _stage_name(main: Callable) -> str | None:
+    """'pretrain' for stages/pretrain.py, also when run as ``python -m stages.pretrain``;
+    None for anything outside the stages package."""
     spec = getattr(sys.modules.get(main.__module__), "__spec__", None)
-    return (spec.name if spec else main.__module__).rsplit(".", 1)[-1]
+    module = spec.name if spec else main.__module__
+    return module.split(".", 1)[1] if module.startswith("stages.") else None
 
 
 def _record_environment(stage: str) -> None:
