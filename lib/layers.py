@@ -67,6 +67,14 @@ def sinusoidal_table(max_len: int, dim: int) -> torch.Tensor:
 
 # ---- attention -------------------------------------------------------------------------------
 
+def fused_linear(x: torch.Tensor, layers: tuple[nn.Module, ...]) -> torch.Tensor:
+    """Several bias-free projections of the same input as one GEMM: fewer, larger kernels, while
+    the weights stay separately named parameters. Wrapped layers (LoRA) run their own forward."""
+    if all(type(m) is nn.Linear for m in layers):
+        return F.linear(x, torch.cat([m.weight for m in layers]))
+    return torch.cat([m(x) for m in layers], dim=-1)
+
+
 class Attention(nn.Module):
     """Causal multi-head attention with n_kv_head <= n_head key/value heads (MHA, GQA, MQA).
     SDPA picks the flash/memory-efficient kernel on GPU; ``enable_gqa`` shares K/V heads without
@@ -89,12 +97,7 @@ class Attention(nn.Module):
         # One GEMM for q, k and v and one RoPE pass over q and k together: fewer, larger kernels
         # (what nanoGPT's fused c_attn buys) while the weights stay the three named parameters
         # the Llama exporter maps.
-        projections = (self.wq, self.wk, self.wv)
-        if all(type(m) is nn.Linear for m in projections):
-            qkv = F.linear(x, torch.cat([m.weight for m in projections]))
-        else:  # wrapped projections (LoRA adapters) must run their own forward
-            qkv = torch.cat([m(x) for m in projections], dim=-1)
-        qkv = qkv.view(B, T, H + 2 * Hkv, self.head_dim)
+        qkv = fused_linear(x, (self.wq, self.wk, self.wv)).view(B, T, H + 2 * Hkv, self.head_dim)
         qk, v = qkv[:, :, :H + Hkv], qkv[:, :, H + Hkv:]
         if rope is not None:  # tables come as (T, D/2) or per row (B, 1, T, D/2); here heads are dim 2
             cos, sin = rope
