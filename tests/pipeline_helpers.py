@@ -46,6 +46,8 @@ def env() -> dict:
     e["PATH"] = str(Path(sys.executable).parent) + os.pathsep + e.get("PATH", "")  # `python` = this venv
     e["PYTHONHASHSEED"] = "0"
     e.pop("DVC_ROOT", None)
+    # as for a user: stages write __pycache__ into lib/, which .dvcignore must keep out of dep hashes
+    e.pop("PYTHONDONTWRITEBYTECODE", None)
     return e
 
 
@@ -72,6 +74,7 @@ def make_repo(dest: Path, overrides: dict | None = None) -> Path:
     run(["git", "config", "user.email", "test@example.com"], dest)
     run(["git", "config", "user.name", "test"], dest)
     dvc(dest, "init", "-q")
+    shutil.copy2(ROOT / ".dvcignore", dest / ".dvcignore")  # ours, not dvc init's template
     dvc(dest, "config", "core.analytics", "false")
     run(["git", "add", "-A"], dest)
     run(["git", "commit", "-qm", "initial"], dest)
