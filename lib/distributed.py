@@ -18,7 +18,6 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-PARALLEL_MODES = ("ddp", "fsdp")
 
 
 @dataclass(frozen=True)
@@ -170,10 +169,3 @@ def load_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer, sta
         set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
     else:
         optimizer.load_state_dict(state)
-
-
-def rank_rows(batch: tuple[torch.Tensor, ...], ctx: DistContext) -> tuple[torch.Tensor, ...]:
-    """Rows rank::world_size of a global batch (for loaders that do not slice by rank)."""
-    if not ctx.enabled:
-        return batch
-    return tuple(t[ctx.rank::ctx.world_size] for t in batch)

@@ -2,6 +2,7 @@
 unigram baseline. LAMBADA, computed as lm-evaluation-harness does, lives in ``lib/lambada.py``."""
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -61,6 +62,25 @@ def _windows(shards: list[Shard], seq_len: int) -> Iterator[np.ndarray]:
             yield np.asarray(shard.tokens[start:start + seq_len + 1], dtype=np.int64)
 
 
+def _batches(shards: list[Shard], seq_len: int, batch_size: int) -> Iterator[list[np.ndarray]]:
+    """Windows batched by equal length, so no padding is needed. Full windows stream in order;
+    only each shard's short last window is held back (one per shard), so memory stays flat."""
+    full, short = [], {}
+    for w in _windows(shards, seq_len):
+        if len(w) == seq_len + 1:
+            full.append(w)
+            if len(full) == batch_size:
+                yield full
+                full = []
+        else:
+            short.setdefault(len(w), []).append(w)
+    if full:
+        yield full
+    for _, rows in sorted(short.items(), reverse=True):
+        for i in range(0, len(rows), batch_size):
+            yield rows[i:i + batch_size]
+
+
 @torch.no_grad()
 def val_nll(model: torch.nn.Module, shards: list[Shard], device: torch.device | str = "cpu",
             batch_size: int = 16, max_batches: int | None = None, progress: bool = True,
@@ -70,14 +90,7 @@ def val_nll(model: torch.nn.Module, shards: list[Shard], device: torch.device | 
     equal length are batched together so no padding is needed."""
     device = torch.device(device)
     model.eval()
-    seq_len = model.cfg.max_seq_len
-    by_len: dict[int, list[np.ndarray]] = {}
-    for w in _windows(shards, seq_len):
-        by_len.setdefault(len(w), []).append(w)
-    batches = [rows[i:i + batch_size] for _, rows in sorted(by_len.items(), reverse=True)
-               for i in range(0, len(rows), batch_size)]
-    if max_batches is not None:
-        batches = batches[:max_batches]
+    batches = itertools.islice(_batches(shards, model.cfg.max_seq_len, batch_size), max_batches)
     total, count = 0.0, 0
     for rows in progress_bar(batches, enabled=progress, desc=desc, unit="batch", leave=False):
         data = torch.from_numpy(np.stack(rows)).to(device)

@@ -100,7 +100,7 @@ def repetition(prose: str, words: list[str], p: CleanParams) -> tuple[str, str] 
         if len(words) < n:
             continue
         keys = _ngram_keys(ids, n)
-        uniq, first, counts = np.unique(keys, return_index=True, return_counts=True)
+        _, first, counts = np.unique(keys, return_index=True, return_counts=True)
         best = int(np.argmax(counts))
         if counts[best] < 2:
             continue

@@ -13,7 +13,6 @@ import yaml
 
 from lib.errors import UserError
 
-TASKS_DIR = Path(__file__).parent / "tasks"
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 

@@ -108,7 +108,7 @@ def tokenizer_json(model_bytes: bytes) -> dict:
     pieces = list(proto.pieces)
     added = [_added(p.piece, i) for i, p in enumerate(pieces) if p.type in (CONTROL, UNKNOWN)]
     symbols = sorted((p.piece for p in pieces if p.type == USER_DEFINED), key=lambda s: (-len(s), s))
-    bos, eos = pieces[BOS].piece, pieces[EOS].piece
+    bos = pieces[BOS].piece
     return {
         "version": "1.0",
         "truncation": None,

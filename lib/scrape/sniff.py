@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import re
 
-TYPES = ("html", "pdf", "text", "markdown", "unknown")
 EXTENSIONS = {"html": "html", "pdf": "pdf", "text": "txt", "markdown": "md"}
 CONTENT_TYPES = {"html": "text/html", "pdf": "application/pdf", "text": "text/plain",
                  "markdown": "text/markdown", "unknown": "application/octet-stream"}

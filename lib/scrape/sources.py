@@ -14,7 +14,6 @@ from urllib.request import url2pathname
 
 from lib.scrape.config import Source
 
-DATASET_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".json", ".parquet")
 _ASSETS = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".ico", ".css", ".js", ".woff", ".woff2",
            ".ttf", ".zip", ".gz", ".tar", ".mp4", ".mp3", ".webp")
 
