@@ -13,8 +13,9 @@ import time
 import numpy as np
 import torch
 
-from lib.lambada import LambadaItem, score_items
-from lib.model import GPT, ModelConfig
+from lib.eval.lambada import LambadaItem, score_items
+from lib.model.config import ModelConfig
+from lib.model.gpt import GPT
 
 
 def main() -> None:

@@ -29,8 +29,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lib.data import Prefetcher, TrainWindows  # noqa: E402
-from lib.io import write_json  # noqa: E402
+from lib.train.windows import Prefetcher, TrainWindows  # noqa: E402
+from lib.core.io import write_json  # noqa: E402
 from lib.shards import META_FILE, SplitWriter, open_split  # noqa: E402
 
 VOCAB = 2048
@@ -73,10 +73,10 @@ def rss_mb() -> dict:
 
 def pretrain_setup() -> tuple:
     """(model config, seq_len, batch_size, threads) of the pretrain stage, defaults if unreadable."""
-    from lib.model import ModelConfig
+    from lib.model.config import ModelConfig
     try:
-        from lib.params import load_section
-        from lib.pretrain import PretrainParams
+        from lib.core.params import load_section
+        from lib.train.pretrain import PretrainParams
         p = load_section("pretrain", PretrainParams, ROOT / "params.yaml")
         return p.model, p.seq_len, p.batch_size, p.threads
     except Exception as err:  # the bench must not break with another section's schema
@@ -85,7 +85,7 @@ def pretrain_setup() -> tuple:
 
 
 def step_seconds(model_cfg, seq_len: int, batch_size: int, windows: TrainWindows, steps: int) -> float:
-    from lib.model import GPT
+    from lib.model.gpt import GPT
     model = GPT(replace(model_cfg, vocab_size=VOCAB))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     times = []

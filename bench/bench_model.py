@@ -27,9 +27,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lib.model import GPT, KVCache, ModelConfig  # noqa: E402
-from lib.runtime import autocast, configure_cuda, mfu, peak_flops  # noqa: E402
-from lib.train import LoopConfig, make_optimizer  # noqa: E402
+from lib.model.config import ModelConfig  # noqa: E402
+from lib.model.gpt import GPT, KVCache  # noqa: E402
+from lib.core.runtime import autocast, configure_cuda, mfu, peak_flops  # noqa: E402
+from lib.train.loop import LoopConfig, make_optimizer  # noqa: E402
 
 
 class BaselineBlock(nn.Module):

@@ -28,9 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lib.io import iter_jsonl  # noqa: E402
+from lib.core.io import iter_jsonl  # noqa: E402
 from lib.pack import PackParams, pack_split  # noqa: E402
-from lib.params import load_section  # noqa: E402
+from lib.core.params import load_section  # noqa: E402
 from lib.tokenizer import Tokenizer, TokenizerParams, train_tokenizer  # noqa: E402
 
 

@@ -13,11 +13,11 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from lib.progress import progress
+from lib.core.progress import progress
 
-from lib.errors import UserError
-from lib.io import JsonlWriter, atomic_write_text, iter_jsonl
-from lib.params import check
+from lib.core.errors import UserError
+from lib.core.io import JsonlWriter, atomic_write_text, iter_jsonl
+from lib.core.params import check
 
 # an identifier-shaped word, not part of a dotted name, path or file name (x.GPU, a_b.txt)
 _TOKEN = re.compile(r"(?<![\w./])[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*(?!\w|[./]\w)")

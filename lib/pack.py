@@ -19,8 +19,8 @@ from typing import Iterator
 
 import numpy as np
 
-from lib.errors import UserError
-from lib.params import check
+from lib.core.errors import UserError
+from lib.core.params import check
 from lib.shards import DTYPE_CODES, DTYPES, SplitWriter, dtype_for_vocab
 from lib.tokenizer import Tokenizer
 

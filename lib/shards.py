@@ -23,8 +23,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from lib.errors import UserError
-from lib.io import atomic_path, read_json
+from lib.core.errors import UserError
+from lib.core.io import atomic_path, read_json
 
 MAGIC = b"HPCLMTOK"
 VERSION = 2

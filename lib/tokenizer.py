@@ -22,8 +22,8 @@ from typing import Iterable, Iterator, Sequence
 
 import sentencepiece as spm
 
-from lib.errors import UserError
-from lib.params import check
+from lib.core.errors import UserError
+from lib.core.params import check
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 CHAT_MARKERS = ("<|system|>", "<|user|>", "<|assistant|>", "<|end|>")

@@ -8,9 +8,10 @@ from __future__ import annotations
 import sys
 
 from lib.clean import CleanParams, clean
-from lib.errors import UserError, run_stage
-from lib.io import write_json
-from lib.params import load_section
+from lib.core.errors import UserError
+from lib.core.stage import run_stage
+from lib.core.io import write_json
+from lib.core.params import load_section
 
 
 def main() -> None:

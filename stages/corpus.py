@@ -8,9 +8,9 @@ from __future__ import annotations
 import sys
 
 from lib.corpus import CorpusParams, build
-from lib.errors import run_stage
-from lib.io import write_json
-from lib.params import load_section, load_seed
+from lib.core.stage import run_stage
+from lib.core.io import write_json
+from lib.core.params import load_section, load_seed
 
 
 def main() -> None:

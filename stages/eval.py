@@ -3,16 +3,17 @@ loss, perplexity and bits per byte for the pretrained and SFT models; sample ans
 prompts. metrics/eval.json: {model: {lambada: {file: {...}}, val_*: ...}, settings: {...}}."""
 from pathlib import Path
 
-from lib.chat import Message, decode_reply, encode_chat
+from lib.infer.chat import Message, decode_reply, encode_chat
 from lib.attention import attention_for_model, wrap_for_external
-from lib.checkpoint import load_model
-from lib.errors import UserError, run_stage
-from lib.evaluate import EvalParams, predicted_tokens, val_metrics, val_nll
-from lib.generate import generate
-from lib.io import read_json, write_json
-from lib.lambada import HARNESS, evaluate_lambada, read_lambada
-from lib.params import load_section, load_seed
-from lib.runtime import setup_torch
+from lib.model.checkpoint import load_model
+from lib.core.errors import UserError
+from lib.core.stage import run_stage
+from lib.eval.validation import EvalParams, predicted_tokens, val_metrics, val_nll
+from lib.infer.generate import generate
+from lib.core.io import read_json, write_json
+from lib.eval.lambada import HARNESS, evaluate_lambada, read_lambada
+from lib.core.params import load_section, load_seed
+from lib.core.runtime import setup_torch
 from lib.shards import META_FILE, open_split
 from lib.tokenizer import Tokenizer
 

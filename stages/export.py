@@ -8,9 +8,9 @@ import argparse
 import time
 from pathlib import Path
 
-from lib.errors import run_stage
+from lib.core.stage import run_stage
 from lib.hf.export import DTYPES, export_model
-from lib.io import write_json
+from lib.core.io import write_json
 
 MODELS = ("pretrain", "sft")
 TOKENIZER = Path("models/tokenizer")

@@ -1,10 +1,10 @@
 """pack: encode the corpus splits into memory-mapped token shards with a document index."""
 from pathlib import Path
 
-from lib.errors import run_stage
-from lib.io import atomic_path, write_json
+from lib.core.stage import run_stage
+from lib.core.io import atomic_path, write_json
 from lib.pack import PackParams, pack_meta, pack_split
-from lib.params import load_section
+from lib.core.params import load_section
 from lib.shards import META_FILE, dtype_for_vocab
 from lib.tokenizer import Tokenizer
 

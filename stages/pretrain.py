@@ -9,19 +9,19 @@ from pathlib import Path
 
 import torch
 
-from lib import distributed as D
+from lib.train import distributed as D
 from lib.attention import load_attention_params, wrap_for_external
-from lib.data import Prefetcher, TrainWindows, val_windows
-from lib.errors import run_stage
-from lib.evaluate import bits_per_byte, unigram_entropy
-from lib.io import read_json, write_csv, write_json
-from lib.model import GPT
-from lib.params import load_section, load_seed
-from lib.pretrain import PretrainParams, run_key, sampler, save_models
-from lib.runtime import peak_flops, setup_torch
+from lib.train.windows import Prefetcher, TrainWindows, val_windows
+from lib.core.stage import run_stage
+from lib.eval.validation import bits_per_byte, unigram_entropy
+from lib.core.io import read_json, write_csv, write_json
+from lib.model.gpt import GPT
+from lib.core.params import load_section, load_seed
+from lib.train.pretrain import PretrainParams, run_key, sampler, save_models
+from lib.core.runtime import peak_flops, setup_torch
 from lib.shards import META_FILE, concat_tokens, open_split
 from lib.tokenizer import Tokenizer
-from lib.train import mean_loss, train
+from lib.train.loop import mean_loss, train
 
 SHARDS = Path("data/shards")
 OUT = Path("models/pretrain")            # best-by-val model; the last step's in OUT/final

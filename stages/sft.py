@@ -6,19 +6,19 @@ models/sft is always a plain model in the same format as models/pretrain.
 from pathlib import Path
 
 from lib.attention import load_attention_params, wrap_for_external
-from lib.chat import decode_reply, prompt_ids
-from lib.checkpoint import load_model, save_model
-from lib.errors import run_stage
-from lib.generate import generate
-from lib.io import write_csv, write_json
-from lib.lora import apply_lora, lora_parameter_count, merge_lora
-from lib.params import load_section, load_seed
-from lib.pretrain import run_key
-from lib.runtime import setup_torch
-from lib.sft import EpochBatches, SFTParams, load_examples
+from lib.infer.chat import decode_reply, prompt_ids
+from lib.model.checkpoint import load_model, save_model
+from lib.core.stage import run_stage
+from lib.infer.generate import generate
+from lib.core.io import write_csv, write_json
+from lib.model.lora import apply_lora, lora_parameter_count, merge_lora
+from lib.core.params import load_section, load_seed
+from lib.train.pretrain import run_key
+from lib.core.runtime import setup_torch
+from lib.train.sft import EpochBatches, SFTParams, load_examples
 from lib.shards import file_sha256
 from lib.tokenizer import Tokenizer
-from lib.train import mean_loss, train
+from lib.train.loop import mean_loss, train
 
 PRETRAINED = Path("models/pretrain")
 OUT = Path("models/sft")

@@ -2,9 +2,10 @@
 import time
 from pathlib import Path
 
-from lib.errors import UserError, run_stage
-from lib.io import atomic_path, iter_jsonl, write_json
-from lib.params import load_section, load_seed
+from lib.core.errors import UserError
+from lib.core.stage import run_stage
+from lib.core.io import atomic_path, iter_jsonl, write_json
+from lib.core.params import load_section, load_seed
 from lib.tokenizer import MODEL_FILE, VOCAB_FILE, Tokenizer, TokenizerParams, train_tokenizer
 from lib.tokenizer_stats import tokenizer_metrics
 

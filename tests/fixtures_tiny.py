@@ -8,8 +8,9 @@ from pathlib import Path
 
 import torch
 
-from lib.checkpoint import save_model
-from lib.model import GPT, ModelConfig
+from lib.model.checkpoint import save_model
+from lib.model.config import ModelConfig
+from lib.model.gpt import GPT
 from lib.tokenizer import MODEL_FILE, Tokenizer, TokenizerParams, train_tokenizer
 
 WORDS = ("the MPI rank sends a message to every node while OpenMP threads share the loop "

@@ -1,6 +1,6 @@
 """External attention: the seam in the model (checkpoint keys unchanged, wq/wk unused), the local
 provider (a 1-layer 1-head model's own attention reproduces its learned forward exactly), the
-cache, padding, training a few steps through lib.train, and generation over the KV cache."""
+cache, padding, training a few steps through lib.train.loop, and generation over the KV cache."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,10 +11,11 @@ import torch
 
 from lib.attention import (AttentionParams, AttentionSource, ExternalAttention, LocalProvider, ScoreCache,
                            attention_maps, load_attention_params, normalise, wrap_for_external)
-from lib.checkpoint import save_model
-from lib.generate import generate, generate_batch
-from lib.model import GPT, ModelConfig
-from lib.params import ParamsError, from_mapping
+from lib.model.checkpoint import save_model
+from lib.infer.generate import generate, generate_batch
+from lib.model.config import ModelConfig
+from lib.model.gpt import GPT
+from lib.core.params import ParamsError, from_mapping
 
 VOCAB = 24
 
@@ -148,7 +149,7 @@ def test_right_padding_is_not_sent_to_the_provider(tmp_path):
 
 
 def test_train_a_few_steps_in_external_mode(tmp_path):
-    from lib.train import LoopConfig, train
+    from lib.train.loop import LoopConfig, train
     teacher = tiny(seed=1)
     save_model(tmp_path / "teacher", teacher, "sha", {"stage": "test"})
     model = tiny(seed=2).train()
@@ -184,7 +185,7 @@ def test_generation_matches_full_forward_argmax(tmp_path):
 
 def test_saved_model_runs_in_the_mode_it_was_trained_in(tmp_path):
     from lib.attention import attention_for_model
-    from lib.checkpoint import load_model
+    from lib.model.checkpoint import load_model
     teacher = tiny(seed=5)
     save_model(tmp_path / "teacher", teacher, "sha", {"stage": "test"})
     params = AttentionParams(mode="external", provider="local", local_model=str(tmp_path / "teacher"),

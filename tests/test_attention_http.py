@@ -17,7 +17,8 @@ import torch
 
 from lib.attention import (AttentionError, AttentionParams, AttentionSource, HttpParams, HttpProvider,
                            ProviderFailure, ScoreCache, wrap_for_external)
-from lib.model import GPT, ModelConfig
+from lib.model.config import ModelConfig
+from lib.model.gpt import GPT
 
 KEY = "sk-test-SECRET-4f9a1c"
 ENV = {"HPCLM_ATTN_BASE_URL": "", "HPCLM_ATTN_MODEL": "fake-scorer-1", "HPCLM_ATTN_API_KEY": KEY}

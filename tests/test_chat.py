@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from fixtures_tiny import tiny_tokenizer
-from lib.chat import Message, decode_chat, decode_reply, encode_chat, prompt_ids, to_messages
-from lib.errors import UserError
+from lib.infer.chat import Message, decode_chat, decode_reply, encode_chat, prompt_ids, to_messages
+from lib.core.errors import UserError
 
 SYSTEM = Message("system", "You are a concise HPC assistant.")
 CONVERSATION = [SYSTEM, Message("user", "What does MPI rank mean?"), Message("assistant", "The rank of a process."),

@@ -8,11 +8,12 @@ import json
 import pytest
 import torch
 
-from lib.checkpoint import load_model, load_state, save_model, save_state
-from lib.errors import UserError
-from lib.model import GPT, ModelConfig
-from lib.pretrain import PretrainParams, save_models
-from lib.params import ParamsError, from_mapping
+from lib.model.checkpoint import load_model, load_state, save_model, save_state
+from lib.core.errors import UserError
+from lib.model.config import ModelConfig
+from lib.model.gpt import GPT
+from lib.train.pretrain import PretrainParams, save_models
+from lib.core.params import ParamsError, from_mapping
 
 
 def tiny(**kw) -> GPT:

@@ -7,8 +7,8 @@ import pymupdf
 import pytest
 
 from lib.clean import CleanParams, clean
-from lib.errors import UserError
-from lib.params import from_mapping
+from lib.core.errors import UserError
+from lib.core.params import from_mapping
 from lib.scrape import ScrapeParams, scrape
 from tests.hpc_text import GOOD, SENTENCES
 

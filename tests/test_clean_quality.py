@@ -93,6 +93,6 @@ def test_minhash_similarity_tracks_overlap_and_index_finds_near_duplicates():
     ("min_wrods", 3, "did you mean 'min_words'"),
 ])
 def test_bad_clean_params_are_one_clear_error(key, value, needle):
-    from lib.params import ParamsError, from_mapping
+    from lib.core.params import ParamsError, from_mapping
     with pytest.raises(ParamsError, match=needle):
         from_mapping(CleanParams, {key: value}, "params.yaml: clean")

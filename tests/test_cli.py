@@ -1,4 +1,4 @@
-"""The command-line tools: generate streams what lib.generate produces, and chat, driven through
+"""The command-line tools: generate streams what lib.infer.generate produces, and chat, driven through
 stdin, keeps the conversation in the template turn after turn."""
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from fixtures_tiny import tiny_model, tiny_tokenizer, write_model_dirs
-from lib.chat import Message, decode_reply, prompt_ids
-from lib.checkpoint import load_model
+from lib.infer.chat import Message, decode_reply, prompt_ids
+from lib.model.checkpoint import load_model
 from lib.cli import chat, generate as generate_cli
 from lib.cli.common import run_cli
-from lib.errors import UserError
-from lib.generate import cut_at_stop, generate
+from lib.core.errors import UserError
+from lib.infer.generate import cut_at_stop, generate
 
 ROOT = Path(__file__).resolve().parent.parent
 N = 12  # new tokens per reply

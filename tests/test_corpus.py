@@ -6,8 +6,8 @@ import json
 import pytest
 
 from lib.corpus import CorpusParams, assign_splits, build, doc_terms, is_term, split_key
-from lib.errors import UserError
-from lib.io import write_jsonl
+from lib.core.errors import UserError
+from lib.core.io import write_jsonl
 
 
 def doc(i: int, extra: str = "") -> dict:

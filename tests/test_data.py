@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from lib.data import Prefetcher, TrainWindows, val_windows
-from lib.errors import UserError
-from lib.io import write_json
+from lib.train.windows import Prefetcher, TrainWindows, val_windows
+from lib.core.errors import UserError
+from lib.core.io import write_json
 from lib.shards import META_FILE, open_split, write_split
 
 BOS, EOS = 2, 3

@@ -11,9 +11,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from lib.distributed import DistContext, SINGLE, model_state
-from lib.model import GPT, ModelConfig
-from lib.train import LoopConfig, mean_loss, train
+from lib.train.distributed import DistContext, SINGLE, model_state
+from lib.model.config import ModelConfig
+from lib.model.gpt import GPT
+from lib.train.loop import LoopConfig, mean_loss, train
 
 WORLD = 2
 STEPS = 4

@@ -5,7 +5,8 @@ import types
 
 import pytest
 
-from lib.errors import UserError, _stage_name, run_stage
+from lib.core.errors import UserError
+from lib.core.stage import _stage_name, run_stage
 
 
 def test_user_error_is_one_line_and_exit_2(capsys):
@@ -35,7 +36,7 @@ def test_a_stage_records_its_environment(tmp_path, repo_root):
     (tmp_path / "stages").mkdir()
     (tmp_path / "stages" / "__init__.py").write_text("")
     (tmp_path / "stages" / "demo.py").write_text(
-        "from lib.errors import run_stage\n\ndef main():\n    pass\n\nif __name__ == '__main__':\n    run_stage(main)\n")
+        "from lib.core.stage import run_stage\n\ndef main():\n    pass\n\nif __name__ == '__main__':\n    run_stage(main)\n")
     env = {"PYTHONPATH": f"{tmp_path}:{repo_root}", "PATH": "/usr/bin:/bin"}
     subprocess.run([sys.executable, "-m", "stages.demo"], cwd=tmp_path, env=env, check=True)
     assert (tmp_path / "metrics" / "env" / "demo.json").is_file()

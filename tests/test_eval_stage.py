@@ -9,9 +9,10 @@ import pytest
 import torch
 import yaml
 
-from lib.checkpoint import save_model
-from lib.io import write_json
-from lib.model import GPT, ModelConfig
+from lib.model.checkpoint import save_model
+from lib.core.io import write_json
+from lib.model.config import ModelConfig
+from lib.model.gpt import GPT
 from lib.pack import PackParams, pack_meta, pack_split
 from lib.shards import META_FILE
 from lib.tokenizer import Tokenizer, TokenizerParams, train_tokenizer
@@ -62,7 +63,7 @@ def project(tmp_path, monkeypatch):
 
 
 def run_eval():
-    from lib.errors import run_stage
+    from lib.core.stage import run_stage
     run_stage(importlib.import_module("stages.eval").main)
 
 

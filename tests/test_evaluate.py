@@ -10,10 +10,11 @@ import pytest
 import torch
 import torch.nn as nn
 
-from lib.evaluate import (EvalParams, bits_per_byte, predicted_tokens, unigram_entropy, val_metrics,
+from lib.eval.validation import (EvalParams, bits_per_byte, predicted_tokens, unigram_entropy, val_metrics,
                           val_nll)
-from lib.model import GPT, ModelConfig
-from lib.params import ParamsError, from_mapping
+from lib.model.config import ModelConfig
+from lib.model.gpt import GPT
+from lib.core.params import ParamsError, from_mapping
 from lib.shards import Shard
 
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from fixtures_tiny import tiny_model, tiny_tokenizer
-from lib.generate import StreamDecoder, cut_at_stop, generate, generate_batch, stream
-from lib.model import ModelConfig
-from lib.sampling import SamplingParams
+from lib.infer.generate import StreamDecoder, cut_at_stop, generate, generate_batch, stream
+from lib.model.config import ModelConfig
+from lib.infer.sampling import SamplingParams
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lib.sampling import (SamplingParams, apply_repetition_penalty, next_token_probs, sample, top_k_filter,
+from lib.infer.sampling import (SamplingParams, apply_repetition_penalty, next_token_probs, sample, top_k_filter,
                           top_p_filter)
 
 V = 50

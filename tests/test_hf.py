@@ -19,15 +19,17 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lib.chat import Message, encode_chat
-from lib.checkpoint import load_model, save_model
-from lib.errors import UserError, run_stage
+from lib.infer.chat import Message, encode_chat
+from lib.model.checkpoint import load_model, save_model
+from lib.core.errors import UserError
+from lib.core.stage import run_stage
 from lib.hf import convert
 from lib.hf import export as hf_export
 from lib.hf import import_ as hf_import
 from lib.hf.tokenizer import stuck_pieces, tokenizer_json
 from lib.hf.verify import greedy_both, max_logit_diff, tokenizer_mismatches
-from lib.model import GPT, ModelConfig
+from lib.model.config import ModelConfig
+from lib.model.gpt import GPT
 from lib.tokenizer import MODEL_FILE, Tokenizer, TokenizerParams, train_tokenizer
 
 os.environ.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})

@@ -1,5 +1,5 @@
 """lm-evaluation-harness as the real client of an exported model: its LAMBADA accuracy and
-perplexity (``--model hf`` over a local task file, hub access off) equal ours (lib/lambada.py, what
+perplexity (``--model hf`` over a local task file, hub access off) equal ours (lib/eval/lambada.py, what
 the eval stage reports) to 4 decimals, with and without BOS.
 
 Always runs on a tiny model trained here for a few seconds (so perplexity is small and accuracy
@@ -17,12 +17,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from lib.checkpoint import save_model
+from lib.model.checkpoint import save_model
 from lib.hf.export import export_model
 from lib.hf.lmeval import lambada_task, run_lambada, write_lambada_task
-from lib.lambada import evaluate_lambada, read_lambada
-from lib.model import GPT, ModelConfig
-from lib.params import read_params
+from lib.eval.lambada import evaluate_lambada, read_lambada
+from lib.model.config import ModelConfig
+from lib.model.gpt import GPT
+from lib.core.params import read_params
 from lib.tokenizer import MODEL_FILE, Tokenizer, TokenizerParams, train_tokenizer
 
 os.environ.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
@@ -182,7 +183,7 @@ def test_harness_lambada_equals_ours_on_trained_model(tmp_path):
     tok = Tokenizer.load(tok_dir)
     if json.loads((model_dir / "config.json").read_text()).get("tokenizer_sha256") != tok.sha256:
         pytest.skip("models/pretrain was trained with another tokenizer than models/tokenizer (stale; `dvc repro`)")
-    from lib.checkpoint import load_model
+    from lib.model.checkpoint import load_model
     model = load_model(model_dir, "cpu", tok.sha256)
     export_model(model_dir, tok_dir, tmp_path / "hf")
     write_lambada_task(tmp_path / "tasks", "lambada_hpc_abs", jsonl)

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from lib.errors import UserError
-from lib.io import JsonlWriter, atomic_path, iter_jsonl, read_jsonl, write_csv, write_json
+from lib.core.errors import UserError
+from lib.core.io import JsonlWriter, atomic_path, iter_jsonl, read_jsonl, write_csv, write_json
 
 
 def test_write_json_is_deterministic(tmp_path):

@@ -11,10 +11,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lib.errors import UserError
-from lib.lambada import (LambadaItem, encode_pair, evaluate_lambada, lambada_metrics, read_lambada,
+from lib.core.errors import UserError
+from lib.eval.lambada import (LambadaItem, encode_pair, evaluate_lambada, lambada_metrics, read_lambada,
                          score_items, split_passage)
-from lib.model import GPT, ModelConfig
+from lib.model.config import ModelConfig
+from lib.model.gpt import GPT
 from lib.tokenizer import Tokenizer, TokenizerParams, train_tokenizer
 
 TRAIN_TEXT = ("The node sends a message to every rank. Each process reads the input file and the cache line "

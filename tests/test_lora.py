@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from fixtures_tiny import tiny_model
-from lib.checkpoint import load_model, save_model
-from lib.lora import ALL_TARGETS, LoRALinear, LoRAParams, apply_lora, merge_lora
-from lib.params import ParamsError, from_mapping
+from lib.model.checkpoint import load_model, save_model
+from lib.model.lora import ALL_TARGETS, LoRALinear, LoRAParams, apply_lora, merge_lora
+from lib.core.params import ParamsError, from_mapping
 
 V = 64
 IDS = torch.randint(0, V, (2, 12), generator=torch.Generator().manual_seed(0))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lib.model import GPT, KVCache, ModelConfig, padded_causal_mask
-from lib.params import ParamsError, from_mapping
+from lib.model.config import ModelConfig
+from lib.model.gpt import GPT, KVCache, padded_causal_mask
+from lib.core.params import ParamsError, from_mapping
 
 VARIANTS = {
     "default": {},

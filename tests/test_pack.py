@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lib.errors import UserError
+from lib.core.errors import UserError
 from lib.pack import PackParams, pack_meta, pack_split
-from lib.params import ParamsError, from_mapping
+from lib.core.params import ParamsError, from_mapping
 from lib.shards import META_FILE, dtype_for_vocab, file_sha256, iter_documents, open_split
-from lib.io import write_json
+from lib.core.io import write_json
 from lib.tokenizer import Tokenizer, TokenizerParams, train_tokenizer
 
 WORDS = "the node runs ranks on sockets and threads share caches while OpenMP loops scale".split()

@@ -5,7 +5,7 @@ from typing import Literal
 import pytest
 import yaml
 
-from lib.params import ParamsError, check, from_mapping, load_section, read_params
+from lib.core.params import ParamsError, check, from_mapping, load_section, read_params
 
 
 @dataclass
@@ -84,11 +84,11 @@ def test_shipped_params_are_valid(repo_root):
     """Every section of the shipped params.yaml validates against its stage's dataclass."""
     from lib.clean.config import CleanParams
     from lib.corpus import CorpusParams
-    from lib.evaluate import EvalParams
+    from lib.eval.validation import EvalParams
     from lib.pack import PackParams
-    from lib.pretrain import PretrainParams
+    from lib.train.pretrain import PretrainParams
     from lib.scrape.config import ScrapeParams
-    from lib.sft import SFTParams
+    from lib.train.sft import SFTParams
     from lib.tokenizer import TokenizerParams
 
     path = repo_root / "params.yaml"

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from lib.errors import UserError
-from lib.report import main
-from lib.report_data import ABSENT, build, change, parse_curve
-from lib.report_render import nice_ticks, render_html, render_markdown
+from lib.core.errors import UserError
+from lib.report.cli import main
+from lib.report.data import ABSENT, build, change, parse_curve
+from lib.report.render import nice_ticks, render_html, render_markdown
 
 from tests.pipeline_helpers import ROOT, dvc, env, run
 

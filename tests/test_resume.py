@@ -20,9 +20,10 @@ def worker(out_dir: Path, sleep_s: float) -> None:
     import torch
     from safetensors.torch import save_file
 
-    from lib.model import GPT, ModelConfig
-    from lib.runtime import setup_torch
-    from lib.train import LoopConfig, mean_loss, train
+    from lib.model.config import ModelConfig
+    from lib.model.gpt import GPT
+    from lib.core.runtime import setup_torch
+    from lib.train.loop import LoopConfig, mean_loss, train
 
     device = setup_torch("cpu", 1, 7)
     model = GPT(ModelConfig(vocab_size=40, n_layer=2, n_head=2, n_kv_head=1, d_model=16, d_ff=32,

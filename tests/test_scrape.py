@@ -8,7 +8,7 @@ from pathlib import Path
 import pymupdf
 import pytest
 
-from lib.params import ParamsError, from_mapping
+from lib.core.params import ParamsError, from_mapping
 from lib.scrape import ScrapeParams, scrape
 from lib.scrape.sniff import sniff
 
@@ -125,7 +125,7 @@ def test_stage_fails_only_when_nothing_fetched(tmp_path, monkeypatch):
     (tmp_path / "params.yaml").write_text(
         "scrape:\n  sources: [{path: nowhere}]\n  cache_dir: ''\n  out_dir: raw\n")
     with pytest.raises(SystemExit) as exc:
-        from lib.errors import run_stage
+        from lib.core.stage import run_stage
         run_stage(stage.main)
     assert exc.value.code == 2
     assert json.loads((tmp_path / "metrics" / "scrape.json").read_text())["failed_by_reason"] == \

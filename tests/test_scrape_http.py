@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pymupdf
 import pytest
 
-from lib.params import from_mapping
+from lib.core.params import from_mapping
 from lib.scrape import ScrapeParams, scrape
 from lib.scrape.cache import HttpCache
 from lib.scrape.http import Fetcher

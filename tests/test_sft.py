@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from fixtures_tiny import tiny_model, tiny_tokenizer
-from lib.chat import encode_chat, to_messages
-from lib.checkpoint import load_model, save_model
-from lib.errors import UserError
-from lib.lora import LoRAParams, apply_lora, merge_lora
-from lib.params import load_section
-from lib.sft import EpochBatches, SFTParams, collate, load_examples, read_conversations
-from lib.train import LoopConfig, mean_loss, train
+from lib.infer.chat import encode_chat, to_messages
+from lib.model.checkpoint import load_model, save_model
+from lib.core.errors import UserError
+from lib.model.lora import LoRAParams, apply_lora, merge_lora
+from lib.core.params import load_section
+from lib.train.sft import EpochBatches, SFTParams, collate, load_examples, read_conversations
+from lib.train.loop import LoopConfig, mean_loss, train
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = [

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lib.errors import UserError
-from lib.io import write_json
+from lib.core.errors import UserError
+from lib.core.io import write_json
 from lib.shards import (HEADER, META_FILE, ShardWriter, concat_tokens, iter_documents, open_shard, open_split,
                         write_split)
 

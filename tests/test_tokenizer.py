@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lib.errors import UserError
-from lib.params import ParamsError, from_mapping
+from lib.core.errors import UserError
+from lib.core.params import ParamsError, from_mapping
 from lib.tokenizer import (BOS, CHAT_MARKERS, EOS, META, PAD, UNK, Tokenizer, TokenizerParams, reservoir_sample,
                            symbols_for, train_tokenizer, training_sentences)
 from lib.tokenizer_stats import tokenizer_metrics

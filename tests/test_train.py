@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from lib.checkpoint import load_state
-from lib.errors import UserError
-from lib.model import GPT, ModelConfig
-from lib.runtime import autocast, configure_cuda, mfu, peak_flops
-from lib.train import LoopConfig, lr_at, make_optimizer, mean_loss, train
+from lib.model.checkpoint import load_state
+from lib.core.errors import UserError
+from lib.model.config import ModelConfig
+from lib.model.gpt import GPT
+from lib.core.runtime import autocast, configure_cuda, mfu, peak_flops
+from lib.train.loop import LoopConfig, lr_at, make_optimizer, mean_loss, train
 
 VOCAB = 40
 

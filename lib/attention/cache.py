@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lib.io import atomic_write_bytes
+from lib.core.io import atomic_write_bytes
 
 
 def cache_key(provider: str, model: str, token_ids: list[int]) -> str:

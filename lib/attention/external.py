@@ -1,7 +1,7 @@
 """The external-attention seam: each layer applies a given causal attention matrix to its values.
 
 ``install_external_attention(model, source)`` replaces ``block.attn`` in every block by an
-``ExternalAttention`` built around it (composition: ``lib.model`` and ``lib.layers`` are unchanged).
+``ExternalAttention`` built around it (composition: ``lib.model.gpt`` and ``lib.model.layers`` are unchanged).
 The wrapper takes over the original module's children under their own names, so ``state_dict``
 keys -- and with them the checkpoint format -- stay exactly as in the learned mode; it uses the
 value and output projections (``wv``, ``wo``) and leaves the query/key projections (``wq``, ``wk``)
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from lib.attention.cache import ScoreCache
 from lib.attention.params import AttentionParams
 from lib.attention.providers import AttentionError, BadReply, Provider, ProviderFailure, make_provider, validate_matrix
-from lib.errors import UserError
+from lib.core.errors import UserError
 
 FROZEN = ("wq", "wk")  # the learned attention's query/key projections: unused in external mode
 

@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from lib.params import PARAMS_FILE, check, from_mapping, read_params
+from lib.core.params import PARAMS_FILE, check, from_mapping, read_params
 
 MODES = ("learned", "external")
 PROVIDERS = ("local", "http")
@@ -83,11 +83,11 @@ def attention_for_model(model_dir: str | Path, path: str | Path = PARAMS_FILE) -
     """The attention a trained model must run with: the mode (and provider) its config.json
     records, the other settings (cache, limits, env var names) from params.yaml's section (the
     defaults when there is no params file or section). A model without a record is learned."""
-    from lib.io import read_json
+    from lib.core.io import read_json
     params = load_attention_params(path) if Path(path).exists() else AttentionParams()
     recorded = read_json(Path(model_dir) / "config.json").get("attention") or {"mode": "learned"}
     if not isinstance(recorded, dict) or recorded.get("mode") not in MODES:
-        from lib.errors import UserError
+        from lib.core.errors import UserError
         raise UserError(f"{model_dir}/config.json: 'attention' must be a mapping with mode one of {', '.join(MODES)}")
     changes = {k: recorded[k] for k in ("mode", "provider", "local_model") if k in recorded}
     return AttentionParams(**{**asdict(params), "http": params.http, **changes})

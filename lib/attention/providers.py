@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from lib.attention.params import AttentionParams
-from lib.errors import UserError
+from lib.core.errors import UserError
 
 
 class AttentionError(UserError):
@@ -237,7 +237,7 @@ def attention_maps(model, idx: torch.Tensor) -> torch.Tensor:
     finally:
         for h in handles:
             h.remove()
-    from lib.layers import apply_rope
+    from lib.model.layers import apply_rope
     B, T = idx.shape
     total = torch.zeros(B, T, T)
     causal = torch.ones(T, T, dtype=torch.bool, device=idx.device).tril()
@@ -258,7 +258,7 @@ class LocalProvider:
     name = "local"
 
     def __init__(self, params: AttentionParams, tokenizer_sha256: str | None = None):
-        from lib.checkpoint import WEIGHTS_FILE, load_model
+        from lib.model.checkpoint import WEIGHTS_FILE, load_model
         model_dir = Path(params.local_model)
         weights = model_dir / WEIGHTS_FILE
         if not weights.is_file():

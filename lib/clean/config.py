@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lib.clean.language import LANGUAGES
-from lib.params import check
+from lib.core.params import check
 
 
 @dataclass

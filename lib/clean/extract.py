@@ -6,10 +6,11 @@ from collections import Counter
 from pathlib import Path
 
 from lib.clean.config import CleanParams
-from lib.clean.html import Extracted, extract_html
+from lib.clean.html import extract_html
 from lib.clean.pdf import extract_pdf
 from lib.clean.quality import markdown_link_chars
 from lib.clean.text import decode, normalise, unwrap
+from lib.clean.types import Extracted
 
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.M)
 

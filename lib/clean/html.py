@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass
 
 from bs4 import BeautifulSoup, NavigableString
 from bs4.element import Comment, Declaration, Doctype, ProcessingInstruction, Tag
 
 from lib.clean.text import declared_charset, decode
+from lib.clean.types import Extracted
 
 DROP_TAGS = ["script", "style", "noscript", "nav", "header", "footer", "aside", "form", "iframe",
              "svg", "button", "template", "select", "input", "textarea", "object", "embed", "canvas"]
@@ -32,13 +32,6 @@ BLOCKS = {"p", "div", "section", "article", "main", "body", "blockquote", "figur
 _SKIP_STRINGS = (Comment, Declaration, Doctype, ProcessingInstruction)
 _BR = "\x01"
 
-
-@dataclass
-class Extracted:
-    title: str
-    text: str
-    link_chars: int = 0   # non-space characters inside links (for the link-list filter)
-    reason: str | None = None
 
 
 def _remove_boilerplate(soup: BeautifulSoup, stats: Counter) -> None:

@@ -9,15 +9,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from lib.progress import progress
+from lib.core.progress import progress
 
 from lib.clean import quality
 from lib.clean.config import CleanParams
 from lib.clean.dedup import NearDuplicateIndex, minhash, text_hash
 from lib.clean.extract import extract, read_raw
 from lib.clean.text import prose
-from lib.errors import UserError
-from lib.io import JsonlWriter, iter_jsonl
+from lib.core.errors import UserError
+from lib.core.io import JsonlWriter, iter_jsonl
 
 _PARAMS: CleanParams | None = None
 # Every reason a document can be dropped for, in pipeline order; metrics list each (0 included)

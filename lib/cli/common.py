@@ -9,11 +9,11 @@ from typing import Callable, Sequence, TextIO
 import torch
 
 from lib.attention import attention_for_model, wrap_for_external
-from lib.checkpoint import load_model
-from lib.errors import UserError
-from lib.generate import StreamDecoder, stream
-from lib.model import GPT
-from lib.sampling import SamplingParams
+from lib.model.checkpoint import load_model
+from lib.core.errors import UserError
+from lib.infer.generate import StreamDecoder, stream
+from lib.model.gpt import GPT
+from lib.infer.sampling import SamplingParams
 from lib.tokenizer import Tokenizer
 
 

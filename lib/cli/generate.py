@@ -12,9 +12,9 @@ from __future__ import annotations
 import sys
 from typing import Sequence, TextIO
 
-from lib.chat import Message, prompt_ids
+from lib.infer.chat import Message, prompt_ids
 from lib.cli.common import load, parser, run_cli, stream_reply
-from lib.errors import UserError
+from lib.core.errors import UserError
 
 
 def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from lib.errors import UserError
+from lib.core.errors import UserError
 from lib.tokenizer import BOS, EOS, PAD
 
-RMS_EPS = 1e-6  # lib.layers.RMSNorm's default
+RMS_EPS = 1e-6  # lib.model.layers.RMSNorm's default
 FORMAT = "hpc-lm/1"
 PROVENANCE_KEY = "hpc_lm"  # our original config, kept inside the HF config.json for a lossless import
 
@@ -43,7 +43,7 @@ def check_exportable(model_cfg: dict, where: str = "model config") -> None:
             raise UserError(f"{where}: {key}={value!r} cannot be exported to the Hugging Face format "
                             f"({VARIANT_HINTS[key].format(value=value)}); train with {key}: {supported} to export")
     # A param this module does not know may change the architecture; at its default it is the
-    # original model (lib.model's convention for new fields), anything else is refused.
+    # original model (lib.model.gpt's convention for new fields), anything else is refused.
     defaults = _model_defaults()
     unknown = sorted(k for k in set(model_cfg) - ARCH_KEYS - TRAINING_KEYS - set(LLAMA_VARIANT)
                      if k not in defaults or model_cfg[k] != defaults[k])
@@ -56,7 +56,7 @@ def check_exportable(model_cfg: dict, where: str = "model config") -> None:
 
 
 def _model_defaults() -> dict:
-    from lib.model import ModelConfig
+    from lib.model.config import ModelConfig
     return {f.name: f.default for f in dataclasses.fields(ModelConfig) if f.default is not dataclasses.MISSING}
 
 

@@ -25,10 +25,11 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from lib.errors import UserError, run_stage
+from lib.core.errors import UserError
+from lib.core.stage import run_stage
 from lib.hf import convert
 from lib.hf import tokenizer as hf_tok
-from lib.io import atomic_path, read_json, write_json
+from lib.core.io import atomic_path, read_json, write_json
 from lib.tokenizer import MODEL_FILE, Tokenizer
 
 WEIGHTS_FILE = "model.safetensors"

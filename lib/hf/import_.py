@@ -17,10 +17,11 @@ from pathlib import Path
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from lib.errors import UserError, run_stage
+from lib.core.errors import UserError
+from lib.core.stage import run_stage
 from lib.hf import convert
-from lib.io import atomic_path, read_json, write_json
-from lib.model import ModelConfig
+from lib.core.io import atomic_path, read_json, write_json
+from lib.model.config import ModelConfig
 from lib.tokenizer import MODEL_FILE, Tokenizer
 
 WEIGHTS_FILE = "model.safetensors"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from lib.errors import UserError
+from lib.core.errors import UserError
 
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 

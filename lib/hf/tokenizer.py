@@ -30,13 +30,13 @@ from __future__ import annotations
 
 from sentencepiece import sentencepiece_model_pb2 as sp_pb2
 
-from lib.errors import UserError
+from lib.core.errors import UserError
 from lib.tokenizer import BOS, CHAT_MARKERS, EOS, PAD, UNK
 
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
 SPACE = "\u2581"
 
-# <bos> [<|system|> text <|end|>] (<|user|> text <|end|> <|assistant|> text <|end|>)*  -- lib/chat.py
+# <bos> [<|system|> text <|end|>] (<|user|> text <|end|> <|assistant|> text <|end|>)*  -- lib/infer/chat.py
 CHAT_TEMPLATE = (
     "{{ bos_token }}"
     "{% for message in messages %}"

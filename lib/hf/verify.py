@@ -17,8 +17,9 @@ from typing import Sequence
 
 import torch
 
-from lib.errors import UserError, run_stage
-from lib.generate import generate
+from lib.core.errors import UserError
+from lib.core.stage import run_stage
+from lib.infer.generate import generate
 from lib.tokenizer import Tokenizer
 
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -74,7 +75,7 @@ def read_texts(path: str | os.PathLike) -> list[str]:
 
 
 def verify(model_dir: str, tokenizer_dir: str, hf_dir: str, texts: list[str], window: int | None = None) -> dict:
-    from lib.checkpoint import load_model
+    from lib.model.checkpoint import load_model
     tokenizer = Tokenizer.load(tokenizer_dir)
     ours = load_model(model_dir, "cpu", tokenizer.sha256).eval()
     hf_model, hf_tok = load_hf(hf_dir)

@@ -9,7 +9,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from lib.io import atomic_write_bytes, atomic_write_text
+from lib.core.io import atomic_write_bytes, atomic_write_text
 
 
 class HttpCache:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lib.params import check
+from lib.core.params import check
 
 SCHEMES = ("http", "https", "file")
 

@@ -5,7 +5,7 @@ import hashlib
 from collections import Counter
 from pathlib import Path
 
-from lib.io import atomic_write_bytes
+from lib.core.io import atomic_write_bytes
 from lib.scrape.sniff import CONTENT_TYPES, EXTENSIONS, sniff
 
 

@@ -16,12 +16,12 @@ from typing import Iterator, Literal
 import numpy as np
 import torch
 
-from lib.chat import Message, encode_chat, to_messages
-from lib.errors import UserError
-from lib.io import iter_jsonl_lines, parse_jsonl_line
-from lib.lora import LoRAParams
-from lib.params import check
-from lib.train import LoopConfig
+from lib.infer.chat import Message, encode_chat, to_messages
+from lib.core.errors import UserError
+from lib.core.io import iter_jsonl_lines, parse_jsonl_line
+from lib.model.lora import LoRAParams
+from lib.core.params import check
+from lib.train.loop import LoopConfig
 
 MAX_REPORTED_BAD = 10  # bad records listed by line in metrics/sft.json (all are counted)
 

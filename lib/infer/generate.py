@@ -14,8 +14,8 @@ from typing import Iterator, Sequence
 
 import torch
 
-from lib.model import GPT, KVCache
-from lib.sampling import SamplingParams, sample
+from lib.model.gpt import GPT, KVCache
+from lib.infer.sampling import SamplingParams, sample
 
 
 @torch.no_grad()

@@ -17,7 +17,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from lib.errors import UserError
+from lib.core.errors import UserError
 from lib.shards import Shard, open_shard
 
 # Pages of a memmap that a long run has touched count as the process's memory until unmapped;

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import torch
 
-from lib.errors import UserError
+from lib.core.errors import UserError
 
 # Dense bf16 tensor-core peak FLOP/s by device-name fragment (vendor datasheets, no sparsity),
 # for MFU. The first fragment found in torch.cuda.get_device_name() wins, so specific names first.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lib.errors import UserError
+from lib.core.errors import UserError
 from lib.tokenizer import Tokenizer
 
 ROLES = ("system", "user", "assistant")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lib.params import check
+from lib.core.params import check
 
 
 @dataclass

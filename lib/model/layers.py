@@ -1,5 +1,5 @@
 """The transformer's building blocks, one variant per class: norms, position encodings,
-attention and MLPs. ``lib.model`` assembles them from a ``ModelConfig``.
+attention and MLPs. ``lib.model.gpt`` assembles them from a ``ModelConfig``.
 
 Parameter names of the default variant (attn.wq/wk/wv/wo, mlp.w_gate/w_up/w_down, *_norm.weight)
 are a contract: the Llama exporter maps them one to one.

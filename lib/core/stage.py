@@ -1,16 +1,10 @@
-"""The one exception type for mistakes a user can fix, and the stage entry point that reports it.
-
-A user's mistake (bad params key, missing file, vocab too large) must stop the stage with one
-clear line naming the key/file and what to do -- never a traceback. Bugs still raise normally.
-"""
+"""The entry point of every stage and command: a UserError becomes one line and exit status 2."""
 from __future__ import annotations
 
 import sys
 from typing import Callable
 
-
-class UserError(Exception):
-    """A problem in the user's inputs or configuration; the message says what to do."""
+from lib.core.errors import UserError
 
 
 def run_stage(main: Callable[[], object]) -> None:
@@ -41,7 +35,7 @@ def _stage_name(main: Callable) -> str | None:
 
 
 def _record_environment(stage: str) -> None:
-    from lib.environment import describe_environment
-    from lib.io import write_json
+    from lib.core.environment import describe_environment
+    from lib.core.io import write_json
 
     write_json(f"metrics/env/{stage}.json", describe_environment())

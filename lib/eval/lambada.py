@@ -30,11 +30,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lib.progress import progress as progress_bar
+from lib.core.progress import progress as progress_bar
 
-from lib.errors import UserError
-from lib.io import iter_jsonl
-from lib.runtime import autocast
+from lib.core.errors import UserError
+from lib.core.io import iter_jsonl
+from lib.core.runtime import autocast
 from lib.tokenizer import Tokenizer
 
 HARNESS = "lm-evaluation-harness lambada_openai (loglikelihood: acc = is_greedy, perplexity = exp(-mean loglik))"

@@ -16,7 +16,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 
-from lib.errors import UserError
+from lib.core.errors import UserError
 
 PARAMS_FILE = "params.yaml"
 # The top-level sections of params.yaml: one per stage plus the global seed.

@@ -1,5 +1,5 @@
 """Evaluation: eval params, validation loss and bits per byte over the complete val split, and the
-unigram baseline. LAMBADA, computed as lm-evaluation-harness does, lives in ``lib/lambada.py``."""
+unigram baseline. LAMBADA, computed as lm-evaluation-harness does, lives in ``lib/eval/lambada.py``."""
 from __future__ import annotations
 
 import itertools
@@ -10,11 +10,11 @@ from typing import Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lib.progress import progress as progress_bar
+from lib.core.progress import progress as progress_bar
 
-from lib.errors import UserError
-from lib.params import check
-from lib.runtime import autocast
+from lib.core.errors import UserError
+from lib.core.params import check
+from lib.core.runtime import autocast
 from lib.shards import Shard
 
 

@@ -12,9 +12,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from lib.errors import UserError
-from lib.io import atomic_path, read_json, write_json
-from lib.model import GPT, ModelConfig
+from lib.core.errors import UserError
+from lib.core.io import atomic_path, read_json, write_json
+from lib.model.config import ModelConfig
+from lib.model.gpt import GPT
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"

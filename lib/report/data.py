@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lib.errors import UserError
+from lib.core.errors import UserError
 
 WORKSPACE = "workspace"
 ABSENT = None  # a value or file that does not exist at one revision

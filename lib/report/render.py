@@ -9,7 +9,7 @@ import json
 import math
 from html import escape
 
-from lib.report_data import ABSENT, SAMPLES, Curve, DiffRow, Report, change
+from lib.report.data import ABSENT, SAMPLES, Curve, DiffRow, Report, change
 
 COLOR_A, COLOR_B = "#1f77b4", "#d62728"
 ABSENT_TEXT = "absent"

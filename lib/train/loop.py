@@ -19,14 +19,14 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from lib import distributed as D
-from lib.checkpoint import load_state, save_state
-from lib.distributed import SINGLE, DistContext
-from lib.errors import UserError
-from lib.model import GPT
-from lib.params import check
-from lib.runtime import autocast, mfu
-from lib.progress import progress
+from lib.train import distributed as D
+from lib.model.checkpoint import load_state, save_state
+from lib.train.distributed import SINGLE, DistContext
+from lib.core.errors import UserError
+from lib.model.gpt import GPT
+from lib.core.params import check
+from lib.core.runtime import autocast, mfu
+from lib.core.progress import progress
 
 Batch = tuple[torch.Tensor, ...]  # (inputs, targets) or (inputs, targets, loss_mask)
 

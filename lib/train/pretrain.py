@@ -9,12 +9,13 @@ from pathlib import Path
 
 import torch
 
-from lib.checkpoint import save_model
-from lib.errors import UserError
-from lib.io import atomic_path
-from lib.model import GPT, ModelConfig
-from lib.params import check
-from lib.train import LoopConfig
+from lib.model.checkpoint import save_model
+from lib.core.errors import UserError
+from lib.core.io import atomic_path
+from lib.model.config import ModelConfig
+from lib.model.gpt import GPT
+from lib.core.params import check
+from lib.train.loop import LoopConfig
 
 DEFAULT_PROMPTS = ["MPI is", "To compile a CUDA kernel,", "OpenMP"]
 
@@ -98,7 +99,7 @@ def run_key(params, seed: int, *input_hashes: str) -> str:
 def sampler(model: GPT, tokenizer, prompts: list[str], max_new_tokens: int):
     """``sample(step)`` for the loop: greedy continuations of fixed prompts (deterministic, so
     the samples at a step are comparable across runs)."""
-    from lib.generate import generate  # generation is only needed when samples are asked for
+    from lib.infer.generate import generate  # generation is only needed when samples are asked for
     encoded = [[tokenizer.bos_id, *tokenizer.encode(p)] for p in prompts]
 
     def sample(step: int) -> dict[str, str]:

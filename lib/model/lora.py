@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from lib.params import check
+from lib.core.params import check
 
-# Every linear layer of a block in lib/model.py; the embedding and the (tied) head are never targets.
+# Every linear layer of a block in lib/model/gpt.py; the embedding and the (tied) head are never targets.
 ALL_TARGETS = ("wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down")
 
 

@@ -6,7 +6,7 @@ The report holds the params diff, the metrics diff, the training curves of both 
 and the sample generations side by side. HTML is one self-contained page (inline CSS and SVG,
 no JavaScript, nothing fetched); Markdown has the same sections with curves summarised as
 first/last/min values. A file missing at one revision is shown as absent; an unknown revision
-stops with one message. Collection lives in lib/report_data.py, rendering in lib/report_render.py.
+stops with one message. Collection lives in lib/report/data.py, rendering in lib/report/render.py.
 """
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from lib.errors import run_stage
-from lib.io import atomic_write_text
-from lib.report_data import WORKSPACE, Report, build
-from lib.report_render import render_html, render_markdown
+from lib.core.stage import run_stage
+from lib.core.io import atomic_write_text
+from lib.report.data import WORKSPACE, Report, build
+from lib.report.render import render_html, render_markdown
 
 
 def write(report: Report, out: str | Path) -> None:
@@ -50,6 +50,3 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     run_stage(run)
 
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,1 @@
+"""Evaluation: the validation pass shared by pretrain and eval, and LAMBADA."""

@@ -1,0 +1,1 @@
+"""Inference: generation over the KV cache, sampling, and the chat template."""

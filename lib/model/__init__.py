@@ -1,0 +1,1 @@
+"""The model: the GPT, its layers, LoRA adapters, and the checkpoint format (its only owner)."""

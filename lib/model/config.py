@@ -1,0 +1,58 @@
+"""``ModelConfig``: the ``pretrain.model`` params section and the config.json stored next to the
+weights, so a checkpoint always says how to rebuild its model. New fields default to the
+original model (rope, rmsnorm, swiglu), so old config.json files load unchanged."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from lib.core.params import check
+
+POSITIONS = ("rope", "learned", "sinusoidal", "none")
+NORMS = ("rmsnorm", "layernorm")
+MLPS = ("swiglu", "gelu")
+
+
+@dataclass
+class ModelConfig:
+    n_layer: int = 4
+    n_head: int = 4
+    n_kv_head: int = 4          # = n_head: MHA; 1: MQA; in between: GQA
+    d_model: int = 128
+    d_ff: int = 352
+    max_seq_len: int = 128
+    rope_theta: float = 10000.0
+    dropout: float = 0.0        # on the embeddings and each residual branch
+    attn_dropout: float | None = None  # on attention weights; None: = dropout. 0 keeps SDPA's fused
+                                # kernels (CPU flash attention has no dropout: it falls back to matmuls)
+    tie_embeddings: bool = True
+    positions: str = "rope"     # rope | learned | sinusoidal | none
+    norm: str = "rmsnorm"       # rmsnorm | layernorm
+    mlp: str = "swiglu"         # swiglu | gelu
+    init_std: float = 0.02
+    vocab_size: int = 0  # filled from the tokenizer, not from params
+
+    def __post_init__(self):
+        check(self.n_layer >= 1, "n_layer", "must be >= 1")
+        check(self.n_head >= 1 and self.d_model % self.n_head == 0, "n_head",
+              f"must divide d_model ({self.d_model})")
+        check(self.n_kv_head >= 1 and self.n_head % self.n_kv_head == 0, "n_kv_head",
+              f"must divide n_head ({self.n_head})")
+        check(self.d_ff >= 1, "d_ff", "must be >= 1")
+        check(self.max_seq_len >= 1, "max_seq_len", "must be >= 1")
+        check(self.positions in POSITIONS, "positions", f"must be one of {', '.join(POSITIONS)}")
+        check(self.norm in NORMS, "norm", f"must be one of {', '.join(NORMS)}")
+        check(self.mlp in MLPS, "mlp", f"must be one of {', '.join(MLPS)}")
+        check(self.positions != "rope" or (self.d_model // self.n_head) % 2 == 0, "d_model",
+              "d_model / n_head must be even for RoPE")
+        check(self.positions != "sinusoidal" or self.d_model % 2 == 0, "d_model", "must be even for sinusoidal")
+        check(self.rope_theta > 0, "rope_theta", "must be > 0")
+        check(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
+        check(self.attn_dropout is None or 0.0 <= self.attn_dropout < 1.0, "attn_dropout", "must be in [0, 1) or null")
+        check(self.init_std > 0, "init_std", "must be > 0")
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_head
+
+    def to_dict(self) -> dict:
+        return asdict(self)
