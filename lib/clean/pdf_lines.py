@@ -66,6 +66,7 @@ def _margin_number(span: dict, left: float, right: float, neighbour: dict | None
 
 
 def _raw_lines(page) -> list[tuple[tuple, list[dict]]]:
+    """(line box, its spans without whitespace-only spans at either end) per text line."""
     raw = []
     for block in page.get_text("dict", flags=FLAGS)["blocks"]:
         for line in block.get("lines", ()):
@@ -80,24 +81,34 @@ def _raw_lines(page) -> list[tuple[tuple, list[dict]]]:
     return raw
 
 
+def _body_edges(raw: list, width: float) -> tuple[float, float]:
+    """Left and right edge of the body text: the extremes of each line once number-only spans
+    at its ends are set aside (a line's first and last spans hold its extremes)."""
+    left, right = width, 0.0
+    for _, spans in raw:
+        words = [s for s in (spans[0], spans[-1]) if not NUMBER_ONLY.match(s["text"])]
+        if words:
+            left, right = min(left, words[0]["bbox"][0]), max(right, words[-1]["bbox"][2])
+    if right <= left:
+        left, right = width * 0.12, width * 0.88
+    return max(left - 1, width * 0.12), min(right + 1, width * 0.88)
+
+
 def page_lines(page, stats: Counter) -> list[Line]:
     """Text lines of a page, margin line numbers and edge page numbers removed. The margins are
     the page edges and whatever lies outside the body text's left and right edges."""
     width, height = page.rect.width, page.rect.height
     raw = _raw_lines(page)
-    body = [s for _, spans in raw for s in spans
-            if s["text"].strip() and not NUMBER_ONLY.match(s["text"])]
-    left = min((s["bbox"][0] for s in body), default=width * 0.12)
-    right = max((s["bbox"][2] for s in body), default=width * 0.88)
-    left, right = max(left - 1, width * 0.12), min(right + 1, width * 0.88)
+    left, right = _body_edges(raw, width)
     out = []
     for bbox, spans in raw:
         y0, y1 = bbox[1], bbox[3]
-        spans = _strip_margin_numbers(spans, left, right, stats)
-        if not spans:
-            continue
+        if spans[0]["bbox"][0] <= left or spans[-1]["bbox"][2] >= right:
+            spans = _strip_margin_numbers(spans, left, right, stats)
+            if not spans:
+                continue
         text = _join(spans)
-        if NUMBER_ONLY.match(text) and (y1 < height * 0.1 or y0 > height * 0.9):
+        if (y1 < height * 0.1 or y0 > height * 0.9) and NUMBER_ONLY.match(text):
             stats["pdf_page_numbers_removed"] += 1
             continue
         mono = all(s["flags"] & _MONO for s in spans if s["text"].strip())
