@@ -18,6 +18,12 @@ VARIANTS = {
     "nope_untied": {"positions": "none", "tie_embeddings": False},
     "rope_theta_dropout": {"rope_theta": 500000.0, "dropout": 0.1},
     "residual_dropout_only": {"dropout": 0.1, "attn_dropout": 0.0},
+    "qk_norm": {"qk_norm": True},
+    "relu2": {"mlp": "relu2"},
+    "softcap": {"logit_softcap": 3.0},
+    "zero_init_gqa": {"zero_init_proj": True, "n_kv_head": 2},
+    "recipe": {"qk_norm": True, "mlp": "relu2", "zero_init_proj": True, "logit_softcap": 15.0,
+               "tie_embeddings": False},
 }
 
 
@@ -103,10 +109,12 @@ def test_old_config_json_without_new_fields_builds_the_original_model():
            "rope_theta": 10000.0, "dropout": 0.0, "tie_embeddings": True, "vocab_size": 48}
     cfg = ModelConfig(**old)
     assert (cfg.positions, cfg.norm, cfg.mlp) == ("rope", "rmsnorm", "swiglu")
+    assert (cfg.qk_norm, cfg.zero_init_proj, cfg.logit_softcap) == (False, False, 0.0)
 
 
 @pytest.mark.parametrize("bad, key", [({"positions": "alibi"}, "positions"), ({"n_kv_head": 3}, "n_kv_head"),
-                                      ({"norm": "batchnorm"}, "norm"), ({"dropout": 1.0}, "dropout")])
+                                      ({"norm": "batchnorm"}, "norm"), ({"dropout": 1.0}, "dropout"),
+                                      ({"mlp": "relu3"}, "mlp"), ({"logit_softcap": -1.0}, "logit_softcap")])
 def test_bad_model_params_name_the_key(bad, key):
     with pytest.raises(ParamsError, match=rf"pretrain.model.{key}"):
         from_mapping(ModelConfig, bad, "params.yaml: pretrain.model")
@@ -124,3 +132,77 @@ def test_model_traces_as_one_graph_for_torch_compile():
     _, loss = torch.compile(model, backend="eager", fullgraph=True)(x, torch.roll(x, -1, 1))
     loss.backward()
     assert model.embed.weight.grad is not None
+
+
+def test_recipe_parameter_names_and_shapes():
+    model = tiny(qk_norm=True, mlp="relu2", tie_embeddings=False)
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert shapes["blocks.0.attn.q_norm.weight"] == shapes["blocks.0.attn.k_norm.weight"] == (8,)  # head_dim
+    assert shapes["blocks.1.mlp.w_up.weight"] == (64, 32) and shapes["blocks.1.mlp.w_down.weight"] == (32, 64)
+    assert "blocks.0.mlp.w_gate.weight" not in shapes
+    assert model.lm_head.weight is not model.embed.weight
+
+
+def test_zero_init_proj_makes_every_block_the_identity_at_init():
+    model = tiny(zero_init_proj=True).eval()
+    for block in model.blocks:
+        assert not block.attn.wo.weight.any() and not block.mlp.w_down.weight.any()
+        assert block.attn.wq.weight.std() > 0.01
+    x = torch.randint(0, 48, (1, 8))
+    h = model.embed(x)
+    with torch.no_grad():
+        assert torch.equal(model.blocks[0](h, (model.rope_cos[:8], model.rope_sin[:8])), h)
+
+
+def test_logit_softcap_bounds_the_logits_and_is_tanh():
+    capped, plain = tiny(logit_softcap=2.0).eval(), tiny().eval()
+    with torch.no_grad():
+        for p in list(capped.parameters()) + list(plain.parameters()):
+            p.mul_(4.0)  # large weights: raw logits far beyond the cap
+        x = torch.randint(0, 48, (2, 10))
+        a, b = capped(x)[0], plain(x)[0]
+    assert b.abs().max() > 2.0 and a.abs().max() < 2.0
+    torch.testing.assert_close(a, 2.0 * torch.tanh(b / 2.0))
+
+
+def test_qk_norm_normalises_each_head_before_rope():
+    model = tiny(qk_norm=True).eval()
+    attn = model.blocks[0].attn
+    with torch.no_grad():
+        attn.q_norm.weight.fill_(2.0)
+    seen = {}
+    attn.q_norm.register_forward_hook(lambda m, i, o: seen.update(q=o))
+    with torch.no_grad():
+        model(torch.randint(0, 48, (1, 6)))
+    rms = seen["q"].pow(2).mean(-1).sqrt()  # (B, T, H): per head and position
+    torch.testing.assert_close(rms, torch.full_like(rms, 2.0), atol=1e-3, rtol=1e-3)
+
+
+def test_preallocated_cache_equals_growing_cache_and_never_reallocates():
+    model = tiny().eval()
+    x = torch.randint(0, 48, (2, 20))
+    with torch.no_grad():
+        outs = []
+        for cap in (None, 20):
+            caches = [KVCache(cap) for _ in model.blocks]
+            pieces = [model(x[:, :3], caches=caches)[0]]
+            buf = caches[0]._k
+            for t in range(3, 20):
+                pieces.append(model(x[:, t:t + 1], caches=caches, start_pos=t)[0])
+            outs.append(torch.cat(pieces, 1))
+            if cap:
+                assert caches[0]._k is buf and caches[0].length == 20
+    torch.testing.assert_close(outs[0], outs[1], atol=0, rtol=0)
+
+
+def test_inference_qkv_weight_copy_follows_weight_updates():
+    model = tiny().eval()
+    x = torch.randint(0, 48, (1, 6))
+    with torch.no_grad():
+        before = model(x)[0]
+        model.blocks[0].attn.wk.weight.mul_(3.0)  # in place, as an optimizer step is
+        after = model(x)[0]
+    with torch.enable_grad():
+        reference = model(x)[0].detach()  # the training path concatenates afresh
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, reference, atol=1e-6, rtol=1e-6)

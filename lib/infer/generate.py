@@ -131,7 +131,7 @@ def _run(model: GPT, prompts: list[list[int]], max_new_tokens: int, stop_ids: se
         x[i, int(pad[i]):] = torch.tensor(p, dtype=torch.long)
 
     padded = bool((pad > 0).any())
-    caches = [KVCache() for _ in model.blocks]
+    caches = [KVCache(T + max(budgets)) for _ in model.blocks]  # the longest a row can grow: one allocation
     if padded:
         cols = torch.arange(T)
         valid = cols[None, :] >= pad[:, None]                       # (B, S): real keys

@@ -1,6 +1,6 @@
 """``ModelConfig``: the ``pretrain.model`` params section and the config.json stored next to the
 weights, so a checkpoint always says how to rebuild its model. New fields default to the
-original model (rope, rmsnorm, swiglu), so old config.json files load unchanged."""
+original model (rope, rmsnorm, swiglu, no qk_norm, no softcap), so old config.json files load unchanged."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -9,7 +9,7 @@ from lib.core.params import check
 
 POSITIONS = ("rope", "learned", "sinusoidal", "none")
 NORMS = ("rmsnorm", "layernorm")
-MLPS = ("swiglu", "gelu")
+MLPS = ("swiglu", "gelu", "relu2")
 
 
 @dataclass
@@ -27,8 +27,12 @@ class ModelConfig:
     tie_embeddings: bool = True
     positions: str = "rope"     # rope | learned | sinusoidal | none
     norm: str = "rmsnorm"       # rmsnorm | layernorm
-    mlp: str = "swiglu"         # swiglu | gelu
+    mlp: str = "swiglu"         # swiglu | gelu | relu2 (relu(x)^2, not gated: two matrices like gelu)
     init_std: float = 0.02
+    qk_norm: bool = False       # RMSNorm (with a gain) on each head's queries and keys, before RoPE
+    zero_init_proj: bool = False  # attention-output and MLP-down projections start at zero: each
+                                # block starts as the identity (an init choice only, not an architecture)
+    logit_softcap: float = 0.0  # > 0: logits = cap * tanh(logits / cap); 0: off
     vocab_size: int = 0  # filled from the tokenizer, not from params
 
     def __post_init__(self):
@@ -49,6 +53,7 @@ class ModelConfig:
         check(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
         check(self.attn_dropout is None or 0.0 <= self.attn_dropout < 1.0, "attn_dropout", "must be in [0, 1) or null")
         check(self.init_std > 0, "init_std", "must be > 0")
+        check(self.logit_softcap >= 0, "logit_softcap", "must be >= 0 (0: off)")
 
     @property
     def head_dim(self) -> int:

@@ -22,7 +22,7 @@ class Block(nn.Module):
         super().__init__()
         self.attn_norm = make_norm(cfg.norm, cfg.d_model)
         attn_dropout = cfg.dropout if cfg.attn_dropout is None else cfg.attn_dropout
-        self.attn = Attention(cfg.d_model, cfg.n_head, cfg.n_kv_head, attn_dropout)
+        self.attn = Attention(cfg.d_model, cfg.n_head, cfg.n_kv_head, attn_dropout, cfg.qk_norm)
         self.mlp_norm = make_norm(cfg.norm, cfg.d_model)
         self.mlp = make_mlp(cfg.mlp, cfg.d_model, cfg.d_ff)
         self.drop = nn.Dropout(cfg.dropout)
@@ -61,6 +61,9 @@ class GPT(nn.Module):
         std = self.cfg.init_std
         if isinstance(module, nn.Linear):
             if getattr(module, "residual_projection", False):
+                if self.cfg.zero_init_proj:  # every block starts as the identity (the speedrun's init)
+                    nn.init.zeros_(module.weight)
+                    return
                 std = std / math.sqrt(2 * self.cfg.n_layer)
             nn.init.normal_(module.weight, mean=0.0, std=std)
         elif isinstance(module, nn.Embedding):
@@ -93,6 +96,9 @@ class GPT(nn.Module):
         for i, block in enumerate(self.blocks):
             x = block(x, rope, None if caches is None else caches[i], attn_mask)
         logits = self.lm_head(self.norm(x))
+        if self.cfg.logit_softcap > 0:  # tanh keeps logits in (-cap, cap): no overconfident early spikes
+            cap = self.cfg.logit_softcap
+            logits = torch.tanh(logits.float() / cap) * cap
         if targets is None:
             return logits, None
         if loss_mask is not None:
@@ -117,7 +123,7 @@ class GPT(nn.Module):
             6 * N_matmul + 12 * n_layer * d_model * seq_len
 
         N_matmul = n_layer * (2 d^2 + 2 d d_kv + k d d_ff) + d * vocab is the weight count of every
-        matrix multiply (k = 3 for SwiGLU, 2 for GELU; d_kv = n_kv_head * head_dim); each weight
+        matrix multiply (k = 3 for SwiGLU, 2 for GELU and ReLU²; d_kv = n_kv_head * head_dim); each weight
         costs 2 FLOPs forward and 4 backward. The second term is attention's QK^T and AV
         (4 * T * d forward per layer, x3 for training), counted without the causal half-saving as
         PaLM and nanoGPT do. Embedding lookups, norms and activations are not counted.
@@ -142,12 +148,40 @@ def padded_causal_mask(valid: torch.Tensor, q_len: int | None = None) -> torch.T
 
 
 class KVCache:
-    """Keys and values of the tokens seen so far, for one layer (B, H_kv, T, D)."""
+    """Keys and values of the tokens seen so far, for one layer, in a preallocated buffer
+    (B, H_kv, capacity, D): each new token is written in place instead of concatenating the
+    whole cache again (a copy of every earlier key per token). ``capacity`` defaults to growing
+    by doubling; generation passes the length it can reach, so the buffer is allocated once."""
 
-    def __init__(self):
-        self.k = self.v = None
+    def __init__(self, capacity: int | None = None):
+        self.capacity = capacity
+        self.length = 0
+        self._k = self._v = None
+
+    @property
+    def k(self) -> torch.Tensor | None:
+        return None if self._k is None else self._k[:, :, :self.length]
+
+    @property
+    def v(self) -> torch.Tensor | None:
+        return None if self._v is None else self._v[:, :, :self.length]
 
     def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        self.k = k if self.k is None else torch.cat([self.k, k], dim=2)
-        self.v = v if self.v is None else torch.cat([self.v, v], dim=2)
+        T = k.shape[2]
+        end = self.length + T
+        if self._k is None or end > self._k.shape[2]:
+            self._grow(k, v, end)
+        self._k[:, :, self.length:end] = k
+        self._v[:, :, self.length:end] = v
+        self.length = end
         return self.k, self.v
+
+    def _grow(self, k: torch.Tensor, v: torch.Tensor, needed: int) -> None:
+        old = 0 if self._k is None else self._k.shape[2]
+        size = max(needed, self.capacity or 0, 2 * old)
+        B, H, _, D = k.shape
+        new_k, new_v = k.new_empty(B, H, size, D), v.new_empty(B, H, size, v.shape[-1])
+        if self._k is not None:
+            new_k[:, :, :self.length] = self.k
+            new_v[:, :, :self.length] = self.v
+        self._k, self._v = new_k, new_v

@@ -80,7 +80,7 @@ class Attention(nn.Module):
     SDPA picks the flash/memory-efficient kernel on GPU; ``enable_gqa`` shares K/V heads without
     materialising repeated copies."""
 
-    def __init__(self, d_model: int, n_head: int, n_kv_head: int, dropout: float):
+    def __init__(self, d_model: int, n_head: int, n_kv_head: int, dropout: float, qk_norm: bool = False):
         super().__init__()
         self.n_head, self.n_kv_head, self.head_dim = n_head, n_kv_head, d_model // n_head
         self.dropout = dropout
@@ -90,6 +90,23 @@ class Attention(nn.Module):
         self.wv = nn.Linear(d_model, kv_dim, bias=False)
         self.wo = nn.Linear(d_model, d_model, bias=False)
         self.wo.residual_projection = True
+        # QK-norm bounds the attention logits whatever the weights' scale, which is what lets
+        # Muon and high learning rates train without logit blow-up (Qwen3's q_norm/k_norm layout).
+        self.q_norm = RMSNorm(self.head_dim) if qk_norm else None
+        self.k_norm = RMSNorm(self.head_dim) if qk_norm else None
+        self._fused_key, self._fused_weight = None, None  # inference-only copy of [wq; wk; wv]
+
+    def _qkv(self, x: torch.Tensor) -> torch.Tensor:
+        layers = (self.wq, self.wk, self.wv)
+        if torch.is_grad_enabled() or torch.compiler.is_compiling() or any(type(m) is not nn.Linear for m in layers):
+            return fused_linear(x, layers)
+        # Decoding one token at a time, concatenating the weights again per token copied more
+        # bytes than the GEMM read; keep the concatenation until a weight changes (an optimizer
+        # step or load_state_dict bumps the tensor's version, a move changes its storage).
+        key = tuple((m.weight.data_ptr(), m.weight._version, m.weight.dtype) for m in layers)
+        if key != self._fused_key:
+            self._fused_key, self._fused_weight = key, torch.cat([m.weight for m in layers])
+        return F.linear(x, self._fused_weight)
 
     def forward(self, x, rope=None, cache=None, attn_mask=None):
         B, T, C = x.shape
@@ -97,8 +114,10 @@ class Attention(nn.Module):
         # One GEMM for q, k and v and one RoPE pass over q and k together: fewer, larger kernels
         # (what nanoGPT's fused c_attn buys) while the weights stay the three named parameters
         # the Llama exporter maps.
-        qkv = fused_linear(x, (self.wq, self.wk, self.wv)).view(B, T, H + 2 * Hkv, self.head_dim)
+        qkv = self._qkv(x).view(B, T, H + 2 * Hkv, self.head_dim)
         qk, v = qkv[:, :, :H + Hkv], qkv[:, :, H + Hkv:]
+        if self.q_norm is not None:
+            qk = torch.cat([self.q_norm(qk[:, :, :H]), self.k_norm(qk[:, :, H:])], dim=2)
         if rope is not None:  # tables come as (T, D/2) or per row (B, 1, T, D/2); here heads are dim 2
             cos, sin = rope
             cos, sin = (cos[:, None], sin[:, None]) if cos.dim() == 2 else (cos.transpose(1, 2), sin.transpose(1, 2))
@@ -143,5 +162,22 @@ class GeluMLP(nn.Module):
         return self.w_down(F.gelu(self.w_up(x), approximate="tanh"))
 
 
+class ReLU2MLP(nn.Module):
+    """down(relu(up(x))^2): the NanoGPT speedrun's MLP. Two matrices (the FLOPs of GELU's) and
+    cheaper elementwise work than SwiGLU's silu-times-gate."""
+
+    def __init__(self, d_model: int, d_ff: int):
+        super().__init__()
+        self.w_up = nn.Linear(d_model, d_ff, bias=False)
+        self.w_down = nn.Linear(d_ff, d_model, bias=False)
+        self.w_down.residual_projection = True
+
+    def forward(self, x):
+        return self.w_down(F.relu(self.w_up(x)).square())
+
+
+MLP_CLASSES = {"swiglu": SwiGLU, "gelu": GeluMLP, "relu2": ReLU2MLP}
+
+
 def make_mlp(kind: str, d_model: int, d_ff: int) -> nn.Module:
-    return SwiGLU(d_model, d_ff) if kind == "swiglu" else GeluMLP(d_model, d_ff)
+    return MLP_CLASSES[kind](d_model, d_ff)
