@@ -61,7 +61,8 @@ def test_clean_keeps_good_drops_bad_with_reasons(raw, monkeypatch):
     kept = [json.loads(line) for line in docs.splitlines()]
     assert [d["source"] for d in kept] == ["docs/a-good.md", "docs/f-paper.pdf", "docs/g-cp1252.htm"]
     first = kept[0]
-    assert set(first) == {"id", "source", "title", "text", "type", "chars", "words"}
+    assert set(first) == {"id", "source", "title", "text", "type", "chars", "words", "relevance"}
+    assert kept[1]["relevance"] > 0  # the paper is about caches and cores
     assert first["title"] == "Caches" and first["type"] == "markdown" and len(first["id"]) == 16
     assert first["chars"] == len(first["text"]) and first["words"] == len(first["text"].split())
     assert "Caf\u00e9 na\u00efve \u2013 fine." in kept[2]["text"]

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from lib.clean import quality
+from lib.clean import filters
+from lib.clean.boilerplate import strip_repeats
 from lib.clean.config import CleanParams
 from lib.clean.dedup import NearDuplicateIndex, minhash
 from lib.clean.language import detect
@@ -14,17 +15,10 @@ P = CleanParams()
 
 
 def check(text: str, p: CleanParams = P, link_chars: int = 0):
-    body = prose(text)
-    words = body.split()
-    for rule in (lambda: quality.link_list(len("".join(text.split())), link_chars, p),
-                 lambda: quality.length(len(text.split()), p),
-                 lambda: quality.language(body, p),
-                 lambda: quality.gopher_quality(body, words, p),
-                 lambda: quality.repetition(body, words, p)):
-        failed = rule()
-        if failed:
-            return failed[0]
-    return None
+    """The reason the pipeline would give: repeated lines stripped first, then every filter."""
+    text, _, removed = strip_repeats(text)
+    failed = filters.first_failure(filters.Doc(text, prose(text), link_chars, removed), p)
+    return failed[0] if failed else None
 
 
 def test_good_document_passes_every_rule():
@@ -45,9 +39,7 @@ def test_good_document_passes_every_rule():
      "stop_words"),
     ("\n".join(f"- {s}" for s in SENTENCES), "bullet_lines"),
     ("\n".join(s[:-1] + "..." for s in SENTENCES), "ellipsis_lines"),
-    ("\n".join(SENTENCES + ["Subscribe to our newsletter today and save."] * 8), "dup_lines"),
-    ("\n\n".join(["\n".join(f"Step {k}: {SENTENCES[k % 12]}" for k in range(i, i + 5))
-                  for i in range(0, 30, 5)] + ["Thanks for reading."] * 5), "dup_paragraphs"),
+    ("\n".join(SENTENCES[:3] + ["Subscribe to our newsletter today and save."] * 30), "boilerplate"),
     (GOOD + " " + "the cache the cache " * 60, "top_ngram"),
     (" ".join(SENTENCES[:8]) + " " + " ".join(SENTENCES[:8]), "dup_ngrams"),
     ("Le calcul parall\u00e8le utilise plusieurs processeurs pour r\u00e9soudre un probl\u00e8me "
@@ -62,6 +54,29 @@ def test_link_list_rule_and_thresholds_come_from_params():
     assert check(GOOD, link_chars=len("".join(GOOD.split())) * 2 // 3) == "link_list"
     assert check(GOOD, CleanParams(max_link_ratio=0.9), link_chars=len(GOOD) * 2 // 3) is None
     assert check("The cache is close to the core and fast.", CleanParams(min_words=3)) is None
+
+
+def test_repeated_lines_are_stripped_not_fatal():
+    """A manual that repeats its header on every page keeps its text, minus the repeats."""
+    pages = [f"# Slurm Guide\n\n{s}\n\nPage footer: SchedMD" for s in SENTENCES]
+    text, lines, chars = strip_repeats("\n\n".join(pages) + "\n\n```\n}\n}\n```")
+    assert text.count("# Slurm Guide") == 1 and text.count("Page footer") == 1
+    assert lines == 2 * (len(SENTENCES) - 1) and chars > 0
+    assert text.endswith("```\n}\n}\n```")  # repeated code lines are code, not boilerplate
+    assert check("\n\n".join(pages)) is None
+
+
+def test_filters_list_is_the_only_source_of_reasons():
+    from lib.clean.pipeline import REASONS
+    names = [f.__name__ for f in filters.FILTERS]
+    assert filters.REASONS == tuple(names) and set(names) <= set(REASONS)
+    assert len(set(REASONS)) == len(REASONS)
+
+
+def test_off_topic_only_with_a_threshold():
+    doc = filters.Doc(GOOD, GOOD, relevance=0.5)
+    assert filters.off_topic(doc, P) is None  # off by default
+    assert filters.off_topic(doc, CleanParams(min_relevance=5.0)).startswith("0.50")
 
 
 def test_language_detection():
@@ -88,7 +103,8 @@ def test_minhash_similarity_tracks_overlap_and_index_finds_near_duplicates():
 @pytest.mark.parametrize("key,value,needle", [
     ("lsh_bands", 7, "must divide minhash_perm"),
     ("min_alpha_ratio", 1.5, "between 0 and 1"),
-    ("language", "xx", "must be one of"),
+    ("language", "xx", "must be a language code"),
+    ("min_relevance", -1.0, "must be >= 0"),
     ("max_top_ngram_ratio", {"two": 0.2}, "n-gram size"),
     ("min_wrods", 3, "did you mean 'min_words'"),
 ])

@@ -3,8 +3,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lib.clean.language import LANGUAGES
+from lib.clean.language import languages
 from lib.core.params import check
+
+
+DOMAIN_TERMS = (
+    "hpc mpi openmp cuda gpu gpus cpu cpus simd avx numa slurm thread threads parallel parallelism "
+    "process processes rank ranks node nodes cluster core cores cache caches memory bandwidth "
+    "latency compiler kernel kernels vector vectorization vectorize job jobs scheduler batch "
+    "communicator collective allreduce broadcast barrier synchronization performance compute "
+    "fft fftw hwloc topology socket sockets benchmark flops task tasks partition buffer datatype "
+    "send recv message messages nonblocking blocking lock atomic queue").split()
 
 
 @dataclass
@@ -19,19 +28,20 @@ class CleanParams:
     min_stop_words: int = 2               # distinct words of {the, be, to, of, and, that, have, with}
     max_bullet_line_ratio: float = 0.9
     max_ellipsis_line_ratio: float = 0.3
-    # repetition (Gopher)
-    max_dup_line_ratio: float = 0.3       # lines that repeat an earlier line
-    max_dup_line_char_ratio: float = 0.2
-    max_dup_para_ratio: float = 0.3
-    max_dup_para_char_ratio: float = 0.2
+    # repetition: repeated lines are removed first (boilerplate.py); then a document that was
+    # mostly repetition is rejected, and the Gopher n-gram checks run on what remains
+    max_boilerplate_share: float = 0.5    # share of characters in repeated lines
     max_top_ngram_ratio: dict[str, float] = field(
         default_factory=lambda: {"2": 0.20, "3": 0.18, "4": 0.16})
     max_dup_ngram_ratio: dict[str, float] = field(
         default_factory=lambda: {"5": 0.15, "6": 0.14, "7": 0.13, "8": 0.12, "9": 0.11, "10": 0.10})
     # navigation pages and language
     max_link_ratio: float = 0.5           # share of characters inside link anchors
-    language: str = "en"
-    min_language_score: float = 0.15      # stop-word share of the expected language
+    language: str = "en"                  # ISO 639-1 code, as py3langid names it
+    min_language_score: float = 0.5       # py3langid's probability of that language
+    # domain relevance: domain terms per 1,000 words, recorded per document; 0 keeps all
+    min_relevance: float = 0.0
+    domain_terms: list[str] = field(default_factory=lambda: list(DOMAIN_TERMS))
     # deduplication: exact, then MinHash/LSH near-duplicates over word shingles
     near_dup_threshold: float = 0.8       # estimated Jaccard similarity that counts as duplicate
     shingle_size: int = 5
@@ -52,15 +62,18 @@ class CleanParams:
         check(0 < self.min_mean_word_length < self.max_mean_word_length, "min_mean_word_length",
               "must be > 0 and below max_mean_word_length")
         for key in ("min_alpha_ratio", "max_symbol_ratio", "max_bullet_line_ratio",
-                    "max_ellipsis_line_ratio", "max_dup_line_ratio", "max_dup_line_char_ratio",
-                    "max_dup_para_ratio", "max_dup_para_char_ratio", "max_link_ratio",
+                    "max_ellipsis_line_ratio", "max_boilerplate_share", "max_link_ratio",
                     "min_language_score", "near_dup_threshold", "pdf_repeat_share"):
             check(0.0 <= getattr(self, key) <= 1.0, key, "must be between 0 and 1")
         for key in ("max_top_ngram_ratio", "max_dup_ngram_ratio"):
             for n, ratio in getattr(self, key).items():
                 check(n.isdigit() and 1 <= int(n) <= 20, f"{key}.{n}", "n-gram size must be 1..20")
                 check(0.0 <= ratio <= 1.0, f"{key}.{n}", "must be between 0 and 1")
-        check(self.language in LANGUAGES, "language", f"must be one of {', '.join(LANGUAGES)}")
+        check(self.language in languages(), "language",
+              f"must be a language code py3langid knows ({', '.join(languages())})")
+        check(self.min_relevance >= 0, "min_relevance", "must be >= 0 (0 keeps every document)")
+        check(all(isinstance(t, str) and t for t in self.domain_terms), "domain_terms",
+              "must be a list of words")
         check(1 <= self.shingle_size <= 20, "shingle_size", "must be 1..20")
         check(self.lsh_bands >= 1 and self.minhash_perm % self.lsh_bands == 0, "lsh_bands",
               f"must divide minhash_perm ({self.minhash_perm})")

@@ -8,11 +8,19 @@ from pathlib import Path
 from lib.clean.config import CleanParams
 from lib.clean.html import extract_html
 from lib.clean.pdf import extract_pdf
-from lib.clean.quality import markdown_link_chars
-from lib.clean.text import decode, normalise, unwrap
+from lib.clean.text import compose_accents, decode, normalise, unwrap
 from lib.clean.types import Extracted
 
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.M)
+_MD_LINK = re.compile(r"\[([^\]\n]*)\]\(([^)\s]*)\)|https?://\S+")
+# What extraction can reject a document for (before any filter runs).
+EXTRACT_REASONS = ("unsupported_type", "extract_error", "pdf_corrupt", "pdf_encrypted",
+                   "pdf_scanned", "empty")
+
+
+def markdown_link_chars(text: str) -> int:
+    """Non-space characters in Markdown links and bare URLs (HTML counts its anchors instead)."""
+    return sum(len("".join(m.group(0).split())) for m in _MD_LINK.finditer(text))
 
 
 def extract(data: bytes, type_: str, content_type: str | None, p: CleanParams,
@@ -29,6 +37,8 @@ def extract(data: bytes, type_: str, content_type: str | None, p: CleanParams,
     if got.reason:
         return got
     text = normalise(got.text, stats)
+    if type_ == "pdf":
+        text = compose_accents(text, stats)
     if type_ in ("text", "markdown") and p.unwrap_lines:
         text = unwrap(text, stats)
     title = " ".join(normalise(got.title, Counter()).split())

@@ -12,6 +12,7 @@ from collections import Counter
 from bs4 import BeautifulSoup, NavigableString
 from bs4.element import Comment, Declaration, Doctype, ProcessingInstruction, Tag
 
+from lib.clean.html_nav import is_nav_line
 from lib.clean.text import declared_charset, decode
 from lib.clean.types import Extracted
 
@@ -66,18 +67,27 @@ def _root(soup: BeautifulSoup) -> Tag:
 
 
 class _Renderer:
-    def __init__(self):
+    def __init__(self, stats: Counter):
         self.lines: list[str] = []
         self.inline: list[str] = []
         self.prefix = ""
         self.link_chars = 0
+        self.pending_links = 0       # links in the inline run not yet flushed
+        self.pending_link_chars = 0
+        self.stats = stats
 
     def flush(self) -> None:
         raw = "".join(self.inline)
         self.inline.clear()
         parts = [" ".join(p.split()).removesuffix(" |") for p in raw.split(_BR)]
         parts = [p for p in parts if p]
+        links, link_chars = self.pending_links, self.pending_link_chars
+        self.pending_links = self.pending_link_chars = 0
+        if parts and is_nav_line(" ".join(parts), links, link_chars):
+            self.stats["html_nav_lines"] += 1
+            parts = []
         if parts:
+            self.link_chars += link_chars
             self.lines.append(self.prefix + parts[0])
             pad = " " * len(self.prefix)
             self.lines.extend(pad + p for p in parts[1:])
@@ -99,7 +109,8 @@ class _Renderer:
                     self.lines.extend(["```", *code.split("\n"), "```", ""])
             elif name in HEADINGS:
                 self.flush()
-                title = " ".join(child.get_text(" ").split())
+                # Sphinx and Doxygen put a "¶" permalink after every heading
+                title = " ".join(child.get_text(" ").split()).rstrip("\u00b6 ")
                 if title:
                     self.lines.extend(["#" * HEADINGS[name] + " " + title, ""])
             elif name in ("ul", "ol"):
@@ -110,7 +121,8 @@ class _Renderer:
             elif name == "br":
                 self.inline.append(_BR)
             elif name == "a":
-                self.link_chars += sum(1 for ch in child.get_text() if not ch.isspace())
+                self.pending_links += 1
+                self.pending_link_chars += sum(1 for ch in child.get_text() if not ch.isspace())
                 self.walk(child, depth)
             elif name in ("td", "th"):
                 self.walk(child, depth)
@@ -142,7 +154,7 @@ def extract_html(data: bytes, content_type: str | None, stats: Counter) -> Extra
     heading = " ".join(h1.get_text().split()) if h1 else ""
     if heading and (not title or title.startswith(heading)):  # "Topic | Site name" -> "Topic"
         title = heading
-    renderer = _Renderer()
+    renderer = _Renderer(stats)
     try:
         renderer.walk(root)
         renderer.flush()

@@ -11,27 +11,29 @@ from typing import Iterable, Iterator
 
 from lib.core.progress import progress
 
-from lib.clean import quality
+from lib.clean import language
+from lib.clean.boilerplate import strip_repeats
 from lib.clean.config import CleanParams
 from lib.clean.dedup import NearDuplicateIndex, minhash, text_hash
-from lib.clean.extract import extract, read_raw
+from lib.clean.extract import EXTRACT_REASONS, extract, read_raw
+from lib.clean.filters import REASONS as FILTER_REASONS
+from lib.clean.filters import Doc, first_failure
+from lib.clean.relevance import relevance
 from lib.clean.text import prose
 from lib.core.errors import UserError
 from lib.core.io import JsonlWriter, iter_jsonl
 
 _PARAMS: CleanParams | None = None
 # Every reason a document can be dropped for, in pipeline order; metrics list each (0 included)
-# so a rule that never fired is visible.
-REASONS = ("missing_raw", "unsupported_type", "extract_error", "pdf_corrupt", "pdf_encrypted",
-           "pdf_scanned", "empty", "link_list", "too_short", "too_long", "language",
-           "mean_word_length", "alpha_ratio", "symbol_ratio", "stop_words", "bullet_lines",
-           "ellipsis_lines", "dup_lines", "dup_paragraphs", "top_ngram", "dup_ngrams",
-           "duplicate_exact", "duplicate_near")
-RULES = ("charset_sniffed", "control_chars_stripped", "html_boilerplate_elements", "html_edit_links",
-         "ligatures_expanded", "lines_unwrapped", "mojibake_repaired", "pdf_breaks_rejoined",
+# so a rule that never fired is visible. The filters' reasons come from filters.FILTERS.
+REASONS = ("missing_raw", *EXTRACT_REASONS, *FILTER_REASONS, "duplicate_exact", "duplicate_near")
+RULES = ("boilerplate_chars_removed", "boilerplate_docs", "boilerplate_lines_removed",
+         "charset_sniffed", "control_chars_stripped", "html_boilerplate_elements",
+         "html_edit_links", "html_nav_blocks", "html_nav_lines", "ligatures_expanded",
+         "lines_unwrapped", "mojibake_repaired", "pdf_accents_composed", "pdf_breaks_rejoined",
          "pdf_duplicate_pages_removed", "pdf_headings", "pdf_hyphens_joined", "pdf_hyphens_kept",
          "pdf_line_numbers_removed", "pdf_page_numbers_removed", "pdf_running_lines_removed",
-         "pdf_scanned_pages", "pdf_two_column_bands")
+         "pdf_scanned_pages", "pdf_two_column_bands", "replacement_chars_removed")
 
 
 def _init(params: CleanParams) -> None:
@@ -58,7 +60,7 @@ def _result(task: dict, **kw) -> dict:
 
 
 def process_bytes(data: bytes, task: dict, p: CleanParams) -> dict:
-    """Extract, normalise, filter and sign one document given its bytes."""
+    """Extract, normalise, strip repeated lines, filter and sign one document given its bytes."""
     out = _result(task)
     stats = out["stats"]
     try:
@@ -69,24 +71,31 @@ def process_bytes(data: bytes, task: dict, p: CleanParams) -> dict:
     if got.reason:
         out["reason"] = got.reason
         return out
-    text = got.text
+    text, lines_removed, chars_removed = strip_repeats(got.text)
+    if lines_removed:
+        stats.update(boilerplate_docs=1, boilerplate_lines_removed=lines_removed,
+                     boilerplate_chars_removed=chars_removed)
     body = prose(text)
-    words = body.split()
-    total_words = len(text.split())
-    out.update(title=got.title, text=text, chars=len(text), words=total_words)
-    nonspace = len(text) - sum(text.count(c) for c in " \n\t")
-    for check in (lambda: quality.link_list(nonspace, got.link_chars, p),
-                  lambda: quality.length(total_words, p),
-                  lambda: quality.language(body, p),
-                  lambda: quality.gopher_quality(body, words, p),
-                  lambda: quality.repetition(body, words, p)):
-        failed = check()
-        if failed:
-            out["reason"], out["detail"] = failed
-            return out
+    doc = Doc(text, body, got.link_chars, chars_removed, relevance(body, _terms(p)))
+    out.update(title=got.title, text=text, chars=len(text), words=doc.total_words,
+               relevance=doc.relevance)
+    failed = first_failure(doc, p)
+    if failed:
+        out["reason"], out["detail"] = failed
+        return out
     out["hash"] = text_hash(text)
     out["signature"] = minhash(text, p.shingle_size, p.minhash_perm, p.minhash_seed)
     return out
+
+
+_TERMS: dict[tuple, frozenset] = {}
+
+
+def _terms(p: CleanParams) -> frozenset[str]:
+    key = tuple(p.domain_terms)
+    if key not in _TERMS:
+        _TERMS[key] = frozenset(t.lower() for t in key)
+    return _TERMS[key]
 
 
 def _tasks(manifest: Path) -> Iterator[dict]:
@@ -107,7 +116,9 @@ def _results(tasks: Iterable[dict], p: CleanParams) -> Iterator[dict]:
         for task in tasks:
             yield process(task, p)
         return
-    # fork: workers inherit the imported modules (PyMuPDF alone takes ~1.5 s to import)
+    # fork: workers inherit the imported modules (PyMuPDF alone takes ~1.5 s to import) and the
+    # language model, loaded here once rather than once per worker
+    language.identifier()
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     with mp.get_context(method).Pool(p.workers, initializer=_init, initargs=(p,)) as pool:
         yield from pool.imap(process, tasks, chunksize=4)
@@ -151,12 +162,13 @@ def clean(p: CleanParams) -> dict:
             if reason is not None:
                 dropped[reason] += 1
                 rejects.write({"source": r["source"], "reason": reason, "detail": detail,
-                               "type": r["type"], "chars": r["chars"], "words": r["words"]})
+                               "type": r["type"], "chars": r["chars"], "words": r["words"],
+                               "relevance": r.get("relevance")})
                 continue
             m.update(docs_kept=1, chars_out=r["chars"], words_out=r["words"])
             docs.write({"id": r["hash"][:16], "source": r["source"], "title": r["title"],
                         "text": r["text"], "type": r["type"], "chars": r["chars"],
-                        "words": r["words"]})
+                        "words": r["words"], "relevance": r["relevance"]})
     return {**dict(sorted(m.items())), "dropped": dict(sorted(dropped.items())),
             "dropped_total": sum(dropped.values()), "rules": dict(sorted(rules.items())),
             "rules_not_fired": sorted(k for k, v in {**dropped, **rules}.items() if v == 0),

@@ -99,10 +99,34 @@ def normalise(text: str, stats: Counter) -> str:
         text = _LIGATURE_RE.sub(lambda m: LIGATURES[m.group(0)], text)
     text = _SPACES.sub(" ", text)
     text = _INVISIBLE.sub("", text)
+    if "\ufffd" in text:  # a byte or glyph that had no character: nothing to keep
+        stats["replacement_chars_removed"] += text.count("\ufffd")
+        text = text.replace("\ufffd", "")
     stripped = _CONTROL.sub("", text)
     if len(stripped) != len(text):
         stats["control_chars_stripped"] += 1
     return tidy_whitespace(stripped)
+
+
+# TeX's OT1 fonts draw an accent as its own glyph before the letter ("H`an Thˆe Th`anh"): as
+# spacing accents they read as noise; as combining marks they compose to "Hàn Thê Thành".
+_SPACING_ACCENT = {"`": "\u0300", "\u00b4": "\u0301", "\u02c6": "\u0302", "^": "\u0302",
+                   "\u02dc": "\u0303", "~": "\u0303", "\u00a8": "\u0308", "\u00af": "\u0304",
+                   "\u02d8": "\u0306", "\u02d9": "\u0307", "\u02da": "\u030a", "\u00b8": "\u0327",
+                   "\u02c7": "\u030c"}
+_ACCENT_LETTER = re.compile("(?<=[A-Za-z])([`\u00b4\u02c6\u02dc\u00a8\u00af\u02d8\u02d9\u02da\u02c7])"
+                            "([aeiouyncAEIOUYNCszSZrR])")
+
+
+def compose_accents(text: str, stats: Counter) -> str:
+    """Spacing accent + letter inside a word (PDF text from TeX) -> the accented letter."""
+    def fix(m: re.Match) -> str:
+        composed = unicodedata.normalize("NFC", m.group(2) + _SPACING_ACCENT[m.group(1)])
+        if len(composed) != 1:
+            return m.group(0)
+        stats["pdf_accents_composed"] += 1
+        return composed
+    return _ACCENT_LETTER.sub(fix, text)
 
 
 def tidy_whitespace(text: str) -> str:

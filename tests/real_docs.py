@@ -1,0 +1,75 @@
+"""The real-document test bed: third-party documents that Debian's documentation packages put
+under /usr/share/doc (installed by .ci/run; nothing here is copied into the repository).
+
+Each group names its files by path and the package that ships them, so a test (or the
+benchmark) can say exactly what to install when they are absent.
+"""
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+
+DOC = Path("/usr/share/doc")
+TEX = DOC / "texlive-doc"
+
+
+@dataclass(frozen=True)
+class Group:
+    package: str          # the Debian package that ships the files
+    kind: str             # html | pdf
+    paths: tuple[str, ...]  # globs under /usr/share/doc
+    english: bool = True
+    limit: int = 0        # at most this many files per glob (sorted), 0: all
+
+
+GROUPS = {
+    # TeX-typeset PDFs: spaces are glyph positions, not space characters
+    "tex_manuals": Group("texlive-latex-base-doc", "pdf", (
+        "texlive-doc/latex/base/usrguide.pdf", "texlive-doc/latex/base/clsguide.pdf",
+        "texlive-doc/latex/base/fntguide.pdf", "texlive-doc/latex/tools/multicol.pdf",
+        "texlive-doc/latex/amscls/amsthdoc.pdf")),
+    "two_column": Group("texlive-latex-base-doc", "pdf", ("texlive-doc/latex/base/ltnews35.pdf",)),
+    "line_numbers": Group("texlive-latex-recommended-doc", "pdf",
+                          ("texlive-doc/latex/lineno/lineno.pdf",)),
+    "beamer": Group("texlive-latex-recommended-doc", "pdf", (
+        "texlive-doc/latex/beamer/beameruserguide.pdf",
+        "texlive-doc/latex/beamer/beamerexample-conference-talk.pdf")),
+    "dvipdfm": Group("texlive-base", "pdf", ("texlive-doc/dvipdfm/dvipdfm.pdf",
+                                             "texlive-doc/dvipdfmx/tug2003-slides.pdf")),
+    "german_pdf": Group("texlive-latex-recommended-doc", "pdf", (
+        "texlive-doc/latex/beamer/beamerexample-lecture-print-version.pdf",), english=False),
+    "faq_pdf_de": Group("debian-faq-de", "pdf", ("debian/FAQ/debian-faq.de.pdf.gz",), english=False),
+    "faq_pdf_fr": Group("debian-faq-fr", "pdf", ("debian/FAQ/debian-faq.fr.pdf.gz",), english=False),
+    "faq_pdf_ja": Group("debian-faq-ja", "pdf", ("debian/FAQ/debian-faq.ja.pdf.gz",), english=False),
+    # HTML: an SSI-built site, doctext man pages, Sphinx, texinfo, Doxygen
+    "slurm": Group("slurm-wlm-doc", "html", ("slurm-wlm/html/*.html",), limit=40),
+    "mpich": Group("mpich-doc", "html", ("mpich-doc/html/www3/MPI_*.html",), limit=30),
+    "python": Group("python3.11-doc", "html", ("python3.11/html/library/*.html",), limit=30),
+    "fftw": Group("libfftw3-doc", "html", ("libfftw3-dev/html/*.html",), limit=30),
+    "hwloc": Group("libhwloc-doc", "html", ("libhwloc-dev/html/*.html",), limit=20),
+    "faq_html_de": Group("debian-faq-de", "html", ("debian/FAQ/de/*.html",), english=False),
+    "faq_html_fr": Group("debian-faq-fr", "html", ("debian/FAQ/fr/*.html",), english=False),
+    "faq_html_ja": Group("debian-faq-ja", "html", ("debian/FAQ/ja/*.html",), english=False),
+}
+PACKAGES = sorted({g.package for g in GROUPS.values()} | {"poppler-utils"})
+
+
+def files(name: str) -> list[Path]:
+    """The group's installed files, sorted; empty when its package is absent."""
+    group = GROUPS[name]
+    out: list[Path] = []
+    for pattern in group.paths:
+        found = sorted(p for p in DOC.glob(pattern) if p.is_file())
+        out.extend(found[:group.limit] if group.limit else found)
+    return out
+
+
+def read(path: Path) -> bytes:
+    data = path.read_bytes()
+    return gzip.decompress(data) if path.suffix == ".gz" else data
+
+
+def missing_message(name: str) -> str:
+    return (f"real-document group {name!r} needs the Debian package {GROUPS[name].package} "
+            f"(apt-get install {GROUPS[name].package}; .ci/run installs it)")
