@@ -54,3 +54,14 @@ def test_jsonl_roundtrip_and_bad_line(tmp_path):
 def test_write_csv(tmp_path):
     write_csv(tmp_path / "c.csv", ["step", "loss"], [[0, 1.23456789], [1, 0.5]])
     assert (tmp_path / "c.csv").read_text() == "step,loss\n0,1.23457\n1,0.5\n"
+
+
+def test_broken_json_line_is_one_whole_message_without_advice(tmp_path):
+    """The fault only (column, reason, the text there), once; the caller adds its own advice."""
+    from lib.core.io import parse_jsonl_line
+    line = '{"prompt": "What is MPI?", "response": "A message passing ' + "standard " * 40 + '}\n'
+    with pytest.raises(UserError) as err:
+        parse_jsonl_line(line, "sft.jsonl:7")
+    text = str(err.value)
+    assert text.startswith("sft.jsonl:7: invalid JSON at column 420: Invalid control character (near ")
+    assert "\n" not in text and len(text) < 160 and "fix" not in text

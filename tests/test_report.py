@@ -33,7 +33,7 @@ BASE = {
     "metrics/eval.json": {"pretrain": {"val_loss": 5.0, "lambada_acc": 0.1}},
     "metrics/plots/pretrain/train.csv": "step,tokens,train_loss,lr,grad_norm\n0,8,7.5,0.001,1.0\n1,16,7.0,0.002,0.9\n2,24,6.5,0.003,0.8\n",
     "metrics/plots/pretrain/val.csv": "step,tokens,val_loss\n0,0,7.6\n2,24,6.6\n",
-    "metrics/samples.json": {"pretrain": {"What is MPI?": "old answer <b>&"}, "sft": {"Hi": "old sft"}},
+    "models/samples/eval.json": {"pretrain": {"What is MPI?": "old answer <b>&"}, "sft": {"Hi": "old sft"}},
 }
 NEW = {
     "params.yaml": "seed: 1\npretrain:\n  lr: 0.001\n  steps: 10\n",
@@ -42,7 +42,7 @@ NEW = {
     "metrics/plots/pretrain/train.csv": "step,tokens,train_loss,lr,grad_norm,extra\n0,8,7.4,0.001,1.0,x\n1,16,6.8,0.001,,y\n2,24,6.0,0.001,0.7,z\n",
     "metrics/plots/pretrain/val.csv": "step,tokens,val_loss\n0,0,7.5\n2,24,6.1\n",
     "metrics/plots/sft/val.csv": "step,tokens,val_loss\n0,0,3.9\n5,40,3.5\n",  # absent at BASE
-    "metrics/samples.json": {"pretrain": {"What is MPI?": "new answer | pipes"}, "sft": {"Hi": "new sft"}},
+    "models/samples/eval.json": {"pretrain": {"What is MPI?": "new answer | pipes"}, "sft": {"Hi": "new sft"}},
 }
 
 
@@ -92,12 +92,15 @@ def test_html_report_between_commits(repo, tmp_path):
     html = out.read_text()
     assert html.startswith("<!DOCTYPE html>") and "<script" not in html and "http" not in html.split("<svg")[0]
     # params: only the changed one by default, with old, new and change
+    # (a param has no better or worse: uncoloured)
     assert re.search(r"pretrain\.lr</td><td class=\"num\">0\.003</td><td class=\"num\">0\.001</td>"
-                     r"<td class=\"num down\">-0\.002</td><td class=\"num down\">-66\.67%</td>", html)
+                     r"<td class=\"num\">-0\.002</td><td class=\"num\">-66\.67%</td>", html)
     assert "pretrain.steps" not in html and "2 unchanged params not shown" in html
-    # metrics: delta and percent; a key new at B is "added" with A absent
+    # metrics: delta and percent, a lower loss coloured better; a key new at B is "added" with A
+    # absent; the unchanged metric is counted, not listed
     assert re.search(r"pretrain\.val_loss</td><td class=\"num\">5</td><td class=\"num\">4</td>"
-                     r"<td class=\"num down\">-1</td><td class=\"num down\">-20\.00%</td>", html)
+                     r"<td class=\"num better\">-1</td><td class=\"num better\">-20\.00%</td>", html)
+    assert "lambada_acc" not in html and "1 unchanged metrics not shown" in html
     assert re.search(r"sft\.val_loss</td><td class=\"absent\">absent</td><td class=\"num\">3\.5</td>"
                      r"<td class=\"num\">added</td>", html)
     # curves: one well-formed SVG per curve with data at either side (pretrain x4, sft val_loss)
@@ -117,7 +120,7 @@ def test_markdown_report_workspace_and_absent_files(repo, tmp_path):
     """Default sides (HEAD vs workspace), an uncommitted edit, and a file deleted in the workspace."""
     try:
         (repo / "params.yaml").write_text(NEW["params.yaml"].replace("steps: 10", "steps: 20"))
-        (repo / "metrics/samples.json").unlink()
+        (repo / "models/samples/eval.json").unlink()
         (repo / "metrics/plots/pretrain/val.csv").unlink()
         (repo / "metrics/eval.json").write_text('{"pretrain": ')  # unreadable: a note, not a crash
         out = tmp_path / "report.md"
@@ -132,7 +135,7 @@ def test_markdown_report_workspace_and_absent_files(repo, tmp_path):
     # curves as first/last/min; the deleted val curve is absent on the workspace side
     assert "| pretrain train_loss | 7.4 | 6 | 6 | 7.4 | 6 | 6 |" in md
     assert "| pretrain val_loss | 7.5 | 6.1 | 6.1 | absent | absent | absent |" in md
-    assert "metrics/samples.json: absent at workspace" in md
+    assert "models/samples/eval.json: absent at workspace" in md
     assert "| What is MPI? | new answer \\| pipes | absent |" in md
 
 
@@ -142,7 +145,9 @@ def test_experiment_name_resolves(repo):
         [report.a.sha[:2], report.a.sha[2:], "exp-lr"]))
     assert [(r.key, r.old, r.new) for r in report.params] == [("pretrain.lr", 0.001, 0.0005)]
     assert "exp-lr (" in render_html(report)
-    assert "| metrics/eval.json | pretrain.val_loss | 4 | 4 | 0 | 0% |" in render_markdown(report)
+    assert report.metrics == [] and report.hidden_metrics == 3  # nothing changed: nothing listed
+    everything = build(repo, "HEAD", "exp-lr", show_all=True)
+    assert "| metrics/eval.json | pretrain.val_loss | 4 | 4 | 0 | 0% |" in render_markdown(everything)
 
 
 def test_unknown_revision_is_one_clean_message(repo, tmp_path):
@@ -157,6 +162,19 @@ def test_unknown_revision_is_one_clean_message(repo, tmp_path):
 def test_not_a_dvc_repo(tmp_path):
     with pytest.raises(UserError, match="not inside a DVC repository"):
         build(tmp_path, "HEAD", "workspace")
+
+
+def test_direction_colours_better_and_worse():
+    from lib.report.data import DiffRow, direction
+    assert direction("pretrain.lambada.lambada_hpc.accuracy") is True
+    assert direction("tokens_per_s") is True and direction("attention_cache_hit_rate") is True
+    for key in ("best_val_loss", "sft.val_perplexity", "mean_token_nll", "val_bpb", "seconds", "val_loss_before"):
+        assert direction(key) is False, key
+    assert direction("tokens_seen") is None and direction("params") is None
+    assert DiffRow("metrics/pretrain.json", "tokens_per_s", 1000.0, 380.0).verdict == "worse"  # -62%: red
+    assert DiffRow("metrics/pretrain.json", "best_val_loss", 3.0, 2.5).verdict == "better"
+    assert DiffRow("metrics/pretrain.json", "tokens_seen", 10, 20).verdict is None
+    assert DiffRow("params.yaml", "pretrain.lr", 0.1, 0.2).verdict is None
 
 
 def test_helpers():

@@ -4,8 +4,9 @@
     printf 'What is MPI?\nAnd OpenMP?\n' | uv run python -m lib.cli.chat   # scripted, one turn per line
 
 Each line you type is a user turn; the whole conversation is kept in the chat template (the
-oldest turns are left out when it outgrows the model's context). Commands: /reset starts over,
-/quit (or end of input) leaves; Ctrl-C stops a reply. With stdin not a terminal (a pipe, a test)
+oldest turns are left out when it outgrows the model's context). Commands: /help lists them,
+/reset starts over, /quit (or end of input) leaves; Ctrl-C stops a reply. A line that starts with
+"/" is never sent to the model: an unknown command says so. With stdin not a terminal (a pipe, a test)
 there are no prompts: each reply is printed on its own line.
 """
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Sequence, TextIO
 
 from lib.infer.chat import Message, prompt_ids
 from lib.cli.common import load, parser, run_cli, stream_reply
+
+HELP = "commands: /help shows this, /reset starts over, /quit leaves (so does end of input)"
 
 
 def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
@@ -30,7 +33,7 @@ def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None, stdout:
     # leave room for a reply, but never so much that no prompt fits
     reserve = min(args.max_new_tokens, model.cfg.max_seq_len // 2)
     if interactive:
-        stdout.write(f"chatting with {args.model} -- /reset starts over, /quit leaves\n")
+        stdout.write(f"chatting with {args.model} -- /help lists the commands\n")
     while True:
         line = _read_line(stdin, stdout, interactive)
         if line is None:  # end of input
@@ -38,12 +41,12 @@ def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None, stdout:
         text = line.strip()
         if not text:
             continue
-        if text in ("/quit", "/exit"):
-            break
-        if text == "/reset":
-            messages = list(system)
-            if interactive:
-                stdout.write("(conversation cleared)\n")
+        if text.startswith("/"):  # a command, never a turn for the model
+            command = _command(text, stdout if interactive else sys.stderr)
+            if command == "quit":
+                break
+            if command == "reset":
+                messages = list(system)
             continue
         messages.append(Message("user", text))
         if interactive:
@@ -63,6 +66,20 @@ def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None, stdout:
     return 0
 
 
+def _command(text: str, out: TextIO) -> str | None:
+    """'quit', 'reset' or None (help shown, or an unknown command named) for a line starting with /.
+    Notes go to the terminal, or to stderr in a scripted chat so stdout holds only replies."""
+    name = text.split()[0]
+    if name in ("/quit", "/exit"):
+        return "quit"
+    if name == "/reset":
+        out.write("(conversation cleared)\n")
+        return "reset"
+    out.write(("" if name in ("/help", "/?") else f"unknown command {name}; ") + HELP + "\n")
+    out.flush()
+    return None
+
+
 def _read_line(stdin: TextIO, stdout: TextIO, interactive: bool) -> str | None:
     if interactive and stdin is sys.stdin and stdout is sys.stdout:
         try:
@@ -76,5 +93,5 @@ def _read_line(stdin: TextIO, stdout: TextIO, interactive: bool) -> str | None:
     return stdin.readline() or None
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the old entry point; `hpc-lm chat` is the front door
     run_cli(main)

@@ -1,24 +1,36 @@
-"""What the command-line tools share: model/tokenizer/sampling flags, loading, streamed output."""
+"""What the command-line tools share: model/tokenizer/sampling flags, loading, streamed output.
+
+torch and the model code are imported inside the functions that need them, so ``--help`` and a
+bad flag answer at once instead of after the seconds torch takes to import.
+"""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
-from typing import Callable, Sequence, TextIO
+from typing import TYPE_CHECKING, Callable, Sequence, TextIO
 
-import torch
-
-from lib.attention import attention_for_model, wrap_for_external
-from lib.model.checkpoint import load_model
 from lib.core.errors import UserError
-from lib.infer.generate import StreamDecoder, stream
-from lib.model.gpt import GPT
-from lib.infer.sampling import SamplingParams
-from lib.tokenizer import Tokenizer
+from lib.core.stage import run_stage
+
+if TYPE_CHECKING:
+    from lib.infer.sampling import SamplingParams
+    from lib.model.gpt import GPT
+    from lib.tokenizer import Tokenizer
 
 
-def parser(description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description)
+def positive_int(text: str) -> int:
+    """argparse type for counts such as --max-new-tokens: a bad value is a usage error (exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def parser(description: str, prog: str | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument("--model", default="models/sft", help="model directory (default: models/sft)")
     p.add_argument("--tokenizer", default="models/tokenizer", help="tokenizer directory or .model file "
                    "(default: models/tokenizer)")
@@ -27,7 +39,7 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--params", default="params.yaml",
                    help="params file whose attention: section sets the provider, cache and limits")
     g = p.add_argument_group("sampling")
-    g.add_argument("--max-new-tokens", type=int, default=128)
+    g.add_argument("--max-new-tokens", type=positive_int, default=128)
     g.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     g.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens (0 = off)")
     g.add_argument("--top-p", type=float, default=1.0, help="nucleus: smallest set with this mass (1 = off)")
@@ -39,6 +51,7 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 
 def sampling_params(args: argparse.Namespace) -> SamplingParams:
+    from lib.infer.sampling import SamplingParams
     try:
         return SamplingParams(args.temperature, args.top_k, args.top_p, args.repetition_penalty)
     except ValueError as err:
@@ -46,6 +59,12 @@ def sampling_params(args: argparse.Namespace) -> SamplingParams:
 
 
 def load(args: argparse.Namespace) -> tuple[GPT, Tokenizer]:
+    import torch
+
+    from lib.attention import attention_for_model, wrap_for_external
+    from lib.model.checkpoint import load_model
+    from lib.tokenizer import Tokenizer
+
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     device = args.device
@@ -64,6 +83,7 @@ def load(args: argparse.Namespace) -> tuple[GPT, Tokenizer]:
 def stream_reply(model: GPT, tokenizer: Tokenizer, prompt: list[int], args: argparse.Namespace,
                  out: TextIO, stop_ids: set[int]) -> str:
     """Generate after ``prompt``, writing text to ``out`` as it is produced; returns the text."""
+    from lib.infer.generate import StreamDecoder, stream
     decoder = StreamDecoder(tokenizer, args.stop)
     for token in stream(model, prompt, args.max_new_tokens, stop_ids, sampling_params(args), args.seed,
                         args.stop, tokenizer):
@@ -78,14 +98,7 @@ def stream_reply(model: GPT, tokenizer: Tokenizer, prompt: list[int], args: argp
     return decoder.text
 
 
-def run_cli(main: Callable[[Sequence[str] | None], int]) -> None:
-    """Entry point: a UserError becomes one line on stderr and exit status 2."""
-    try:
-        code = main(None)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-    except KeyboardInterrupt:
-        print(file=sys.stderr)
-        raise SystemExit(130) from None
-    raise SystemExit(code)
+def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> None:
+    """Entry point of a command: the stage runner's handling (a UserError is one line on stderr and
+    exit status 2, Ctrl-C is 130), and ``main``'s return value is the exit status."""
+    run_stage(lambda: main(argv))

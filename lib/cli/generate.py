@@ -42,5 +42,5 @@ def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None, stdout:
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the old entry point; `hpc-lm generate` is the front door
     run_cli(main)

@@ -1,7 +1,9 @@
 """Atomic, deterministic file output and line-numbered JSONL input.
 
 Every output is written under a temporary name next to its destination and renamed into
-place when whole, so an interrupted stage never leaves a file that looks complete.
+place when whole, so an interrupted stage never leaves a file that looks complete. The file gets
+the permissions the user's umask gives, as with any other tool (``mkstemp`` alone makes it 0600,
+which teammates on a shared file system cannot read).
 JSON is written with sorted keys and a trailing newline so equal content gives equal bytes.
 """
 from __future__ import annotations
@@ -17,6 +19,19 @@ from typing import Any, Iterable, Iterator
 from lib.core.errors import UserError
 
 
+def current_umask() -> int:
+    """The process umask. Read from /proc where it is shown; elsewhere set and restored at once
+    (the only portable way to read it)."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -26,6 +41,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+            os.fchmod(f.fileno(), 0o666 & ~current_umask())  # what open() would have given
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -60,6 +76,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path (file or directory) that replaces ``path`` on clean exit."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # mkdtemp only reserves a unique name; the caller creates the file or directory with open() or
+    # mkdir(), which apply the umask.
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     shutil.rmtree(tmp)
     try:
@@ -116,14 +134,26 @@ def iter_jsonl_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
 
 
 def parse_jsonl_line(line: str, where: str) -> dict:
-    """One JSONL record; anything but a JSON object stops with ``where`` (file:line) named."""
+    """One JSONL record; anything but a JSON object stops with ``where`` (file:line) named.
+
+    The message states the fault only (column, JSON's reason, the text there); callers add the
+    advice that fits them (SFT: "or set sft.on_bad_record: skip"), so it is never said twice."""
     try:
         record = json.loads(line)
     except json.JSONDecodeError as err:
-        raise UserError(f"{where}: invalid JSON ({err.msg}); fix or remove the line") from None
+        reason = err.msg.removesuffix(" at")  # some of json's reasons end in "at", before a position
+        raise UserError(f"{where}: invalid JSON at column {err.colno}: {reason} "
+                        f"(near {_excerpt(line, err.pos)})") from None
     if not isinstance(record, dict):
         raise UserError(f"{where}: expected a JSON object, got {type(record).__name__}")
     return record
+
+
+def _excerpt(line: str, pos: int, width: int = 24) -> str:
+    """A short quoted piece of ``line`` ending at ``pos``, so a long record stays one readable line."""
+    start = max(0, pos - width)
+    text = line[start:pos + 8].rstrip("\r\n")
+    return ("..." if start else "") + repr(text)
 
 
 def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:

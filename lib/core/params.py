@@ -21,6 +21,7 @@ from lib.core.errors import UserError
 PARAMS_FILE = "params.yaml"
 # The top-level sections of params.yaml: one per stage plus the global seed.
 SECTIONS = ("seed", "scrape", "clean", "corpus", "tokenizer", "pack", "pretrain", "sft", "eval", "attention")
+OPTIONAL_SECTIONS = ("attention",)  # absent: its defaults (learned attention)
 
 T = TypeVar("T")
 
@@ -44,6 +45,19 @@ def read_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
     for key in data:
         if key not in SECTIONS:
             raise ParamsError(_unknown_key(str(path), str(key), SECTIONS))
+    return data
+
+
+def check_file(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
+    """The whole-file check of params.yaml's top level: no unknown section (with a did-you-mean),
+    no missing one, an integer seed. Each section's keys are checked by the stage that reads it
+    (and all at once by ``hpc-lm check``). Returns the parsed file."""
+    data = read_params(path)
+    missing = [s for s in SECTIONS if s not in data and s not in OPTIONAL_SECTIONS]
+    if missing:
+        raise ParamsError(f"{path}: missing section{'s' * (len(missing) > 1)} {', '.join(missing)}; "
+                          f"add {'them' if len(missing) > 1 else 'it'} (see README 'Parameters')")
+    load_seed(path)
     return data
 
 

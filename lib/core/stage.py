@@ -1,4 +1,8 @@
-"""The entry point of every stage and command: a UserError becomes one line and exit status 2."""
+"""The entry point of every stage and command: a UserError becomes one line and exit status 2.
+
+Also the one way a stage reports what it did: ``summary`` prints the closing line that a DVC or
+sbatch log shows (what was produced, the headline figures, where, how long).
+"""
 from __future__ import annotations
 
 import sys
@@ -8,13 +12,14 @@ from lib.core.errors import UserError
 
 
 def run_stage(main: Callable[[], object]) -> None:
-    """Run a stage's ``main`` and turn a UserError into one message and exit status 2.
+    """Run a stage's or command's ``main`` and turn a UserError into one message and exit status 2.
 
-    After a successful run, the environment it ran in is recorded in metrics/env/<stage>.json
-    (the stage name is the script's module name, e.g. stages.pretrain -> pretrain).
+    An integer that ``main`` returns is the exit status. After a successful stage run, the
+    environment it ran in is recorded in metrics/env/<stage>.json (the stage name is the script's
+    module name, e.g. stages.pretrain -> pretrain); commands record nothing.
     """
     try:
-        main()
+        code = main()
         stage = _stage_name(main)
         if stage is not None:  # commands that are not DVC stages (lib.hf.*, lib.report) record nothing
             _record_environment(stage)
@@ -22,8 +27,18 @@ def run_stage(main: Callable[[], object]) -> None:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("\ninterrupted", file=sys.stderr)
         raise SystemExit(130) from None
+    if isinstance(code, int) and not isinstance(code, bool) and code:
+        raise SystemExit(code)
+
+
+def summary(stage: str, produced: str, where: str, seconds: float) -> str:
+    """Print (to stderr, like every log line of ours) and return a stage's closing line:
+    ``pack: 1,234,567 train / 98,765 val tokens in 3 shards -> data/shards (2.1 s)``."""
+    line = f"{stage}: {produced} -> {where} ({seconds:.1f} s)"
+    print(line, file=sys.stderr, flush=True)
+    return line
 
 
 def _stage_name(main: Callable) -> str | None:

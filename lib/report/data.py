@@ -3,8 +3,10 @@
 Params and metrics come from DVC's Python API (``Repo.params.diff`` / ``Repo.metrics.diff``),
 which reads exactly the files dvc.yaml declares, understands "workspace" on either side and
 reports per-file errors instead of failing. Revisions are resolved once, up front, with DVC's
-own resolver, so experiment names work wherever a commit does. Curves and samples are read with
-``git show REV:./path`` (or from disk for the workspace); a file missing at one side is None.
+own resolver, so experiment names work wherever a commit does. Curves are git-tracked and read
+with ``git show REV:./path``; samples are a DVC-cached output, read at a revision through DVC's
+file system (from the local cache); the workspace is read from disk. A file missing at one side
+is None.
 """
 from __future__ import annotations
 
@@ -33,7 +35,12 @@ CURVES: tuple[tuple[str, str, str], ...] = (
     ("sft", "train.csv", "lr"),
     ("sft", "train.csv", "grad_norm"),
 )
-SAMPLES = "metrics/samples.json"
+SAMPLES = "models/samples/eval.json"  # the eval stage's answers of both models to fixed prompts
+
+# Which way is better, by the last part of a metric's key; a key matching none is only "changed".
+LOWER_IS_BETTER = ("loss", "perplexity", "nll", "bpb", "seconds", "skipped_steps", "fallbacks",
+                   "misses", "bad_records", "dropped", "failed")
+HIGHER_IS_BETTER = ("accuracy", "acc", "tokens_per_s", "mfu", "hit_rate", "hits")
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,28 @@ class DiffRow:
     @property
     def changed(self) -> bool:
         return self.old != self.new
+
+    @property
+    def verdict(self) -> str | None:
+        """'better' or 'worse' for a numeric change of a metric whose direction is known, else None."""
+        c = change(self.old, self.new)
+        if self.file.endswith("params.yaml") or c is None or c[0] == 0:
+            return None
+        up_is_good = direction(self.key)
+        if up_is_good is None:
+            return None
+        return "better" if (c[0] > 0) == up_is_good else "worse"
+
+
+def direction(key: str) -> bool | None:
+    """True: higher is better; False: lower is better; None: unknown (a count, a setting)."""
+    name = key.rsplit(".", 1)[-1]
+    if any(name == w or name.endswith("_" + w) or name.startswith(w + "_") for w in HIGHER_IS_BETTER):
+        return True
+    if any(name == w or name.endswith("_" + w) or name.startswith(w + "_") or f"_{w}_" in name
+           for w in LOWER_IS_BETTER):
+        return False
+    return None
 
 
 @dataclass
@@ -90,6 +119,7 @@ class Report:
     samples: dict[str, list[tuple[str, str | None, str | None]]]
     samples_absent: tuple[bool, bool] = (False, False)
     hidden_params: int = 0  # unchanged params left out (see --all)
+    hidden_metrics: int = 0  # unchanged metrics left out (see --all)
     notes: list[str] = field(default_factory=list)
 
 
@@ -207,9 +237,26 @@ def load_samples(text: str | None, side: Side, notes: list[str]) -> dict | None:
     return {str(m): v for m, v in data.items() if isinstance(v, dict)}
 
 
-def samples(root: Path, a: Side, b: Side, notes: list[str]):
-    sa = load_samples(read_text(root, a, SAMPLES), a, notes)
-    sb = load_samples(read_text(root, b, SAMPLES), b, notes)
+def read_output(repo, side: Side, path: str, notes: list[str]) -> str | None:
+    """A DVC-cached output's text at that side, or None (absent, or its data not in the local
+    cache: then a note says how to get it)."""
+    if side.sha is None:
+        return read_text(Path(repo.root_dir), side, path)
+    import dvc.api
+    from dvc.exceptions import PathMissingError
+    try:
+        return dvc.api.read(path, repo=repo.root_dir, rev=side.sha, encoding="utf-8")
+    except (FileNotFoundError, PathMissingError):  # not an output at that revision
+        return None
+    except Exception as err:  # e.g. the object is not in the local cache
+        notes.append(f"{path} at {side.label} could not be read ({type(err).__name__}: {err}); "
+                     f"`dvc pull` may fetch it")
+        return None
+
+
+def samples(repo, a: Side, b: Side, notes: list[str]):
+    sa = load_samples(read_output(repo, a, SAMPLES, notes), a, notes)
+    sb = load_samples(read_output(repo, b, SAMPLES, notes), b, notes)
     models = sorted(set(sa or {}) | set(sb or {}), key=lambda m: (m not in ("pretrain", "sft"), m))
     table = {}
     for model in models:
@@ -225,7 +272,9 @@ def _str(v: Any) -> str | None:
 
 # --- the report ---------------------------------------------------------------------------------
 
-def build(root: str | Path = ".", a: str = "HEAD", b: str = WORKSPACE, all_params: bool = False) -> Report:
+def build(root: str | Path = ".", a: str = "HEAD", b: str = WORKSPACE, show_all: bool = False) -> Report:
+    """The comparison of ``a`` and ``b``; unchanged params and metrics are counted, not listed,
+    unless ``show_all``."""
     from dvc.exceptions import NotDvcRepoError
     from dvc.repo import Repo
     try:
@@ -238,7 +287,9 @@ def build(root: str | Path = ".", a: str = "HEAD", b: str = WORKSPACE, all_param
         top = Path(repo.root_dir)
         notes: list[str] = []
         params, metrics = diffs(repo, side_a, side_b, notes)
-    shown = params if all_params else [r for r in params if r.changed]
-    table, absent = samples(top, side_a, side_b, notes)
-    return Report(side_a, side_b, shown, metrics, curves(top, side_a, side_b), table, absent,
-                  hidden_params=len(params) - len(shown), notes=notes)
+        table, absent = samples(repo, side_a, side_b, notes)
+    shown_params = params if show_all else [r for r in params if r.changed]
+    shown_metrics = metrics if show_all else [r for r in metrics if r.changed]
+    return Report(side_a, side_b, shown_params, shown_metrics, curves(top, side_a, side_b), table, absent,
+                  hidden_params=len(params) - len(shown_params),
+                  hidden_metrics=len(metrics) - len(shown_metrics), notes=notes)

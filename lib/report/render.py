@@ -124,7 +124,7 @@ th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-al
 th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.changed td { background: #fffbe6; }
 .absent { color: #999; font-style: italic; }
-.up { color: #b22; } .down { color: #272; }
+.worse { color: #b22; } .better { color: #272; }
 .samples td { white-space: pre-wrap; max-width: 32em; font-family: ui-monospace, monospace; font-size: 12px; }
 .charts { display: flex; flex-wrap: wrap; gap: 1em; }
 .chart h3 { font-size: 1em; margin: .5em 0 0; }
@@ -145,7 +145,8 @@ def _diff_table(rows: list[DiffRow]) -> str:
     out = ["<table><tr><th>file</th><th>key</th><th>A</th><th>B</th><th>change</th><th>%</th></tr>"]
     for r in rows:
         delta, pct = fmt_change(r)
-        sign = "" if not delta or delta[0] not in "+-" else (" up" if delta[0] == "+" else " down")
+        # coloured by better/worse where the metric's direction is known (lower loss, higher tokens/s)
+        sign = f" {r.verdict}" if r.verdict else ""
         out.append(f'<tr class="{"changed" if r.changed else ""}"><td>{escape(r.file)}</td>'
                    f"<td>{escape(r.key)}</td>{_cell(r.old, 'num')}{_cell(r.new, 'num')}"
                    f'<td class="num{sign}">{escape(delta)}</td><td class="num{sign}">{escape(pct)}</td></tr>')
@@ -160,7 +161,8 @@ def render_html(report: Report) -> str:
              f"<style>{CSS}</style></head><body>",
              f'<h1>Run comparison: <span class="a">A = {escape(la)}</span> vs '
              f'<span class="b">B = {escape(lb)}</span></h1>',
-             "<p>Change is B &minus; A; % is relative to A.</p>"]
+             "<p>Change is B &minus; A; % is relative to A. Green is better, red worse, where the "
+             "metric's direction is known (loss down, tokens/s up); other changes are uncoloured.</p>"]
     if report.notes:
         parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{escape(n)}</li>" for n in report.notes) + "</ul>")
 
@@ -171,6 +173,8 @@ def render_html(report: Report) -> str:
 
     parts.append("<h2>Metrics</h2>")
     parts.append(_diff_table(report.metrics))
+    if report.hidden_metrics:
+        parts.append(f"<p>{report.hidden_metrics} unchanged metrics not shown (--all lists them).</p>")
 
     parts.append("<h2>Training curves</h2>")
     drawn = [c for c in report.curves if c.a or c.b]
@@ -225,8 +229,9 @@ def _md_diff(rows: list[DiffRow]) -> list[str]:
     out = ["| file | key | A | B | change | % |", "| --- | --- | ---: | ---: | ---: | ---: |"]
     for r in rows:
         delta, pct = fmt_change(r)
+        mark = {"better": " (better)", "worse": " (worse)"}.get(r.verdict, "")  # no colour in Markdown
         out.append(f"| {_md(r.file)} | {_md(r.key)} | {_md(fmt(r.old))} | {_md(fmt(r.new))} | "
-                   f"{_md(delta)} | {_md(pct)} |")
+                   f"{_md(delta)}{mark} | {_md(pct)} |")
     return out + [""]
 
 
@@ -246,6 +251,8 @@ def render_markdown(report: Report) -> str:
     if report.hidden_params:
         out += [f"{report.hidden_params} unchanged params not shown (--all lists them).", ""]
     out += ["## Metrics", ""] + _md_diff(report.metrics)
+    if report.hidden_metrics:
+        out += [f"{report.hidden_metrics} unchanged metrics not shown (--all lists them).", ""]
     out += ["## Training curves", "",
             "| curve | A first | A last | A min | B first | B last | B min |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
