@@ -29,12 +29,12 @@ CHUNK_BYTES = 1 << 20  # raw JSONL per task: large enough to hide the pickling, 
 
 @dataclass
 class PackParams:
-    dtype: str = "uint16"
+    dtype: str = "auto"  # auto: uint16 when every id fits (vocab <= 65536), else uint32
     shard_tokens: int = 1_000_000
     workers: int = 2
 
     def __post_init__(self):
-        check(self.dtype in DTYPE_CODES, "dtype", "must be 'uint16' or 'uint32'")
+        check(self.dtype == "auto" or self.dtype in DTYPE_CODES, "dtype", "must be 'auto', 'uint16' or 'uint32'")
         check(self.shard_tokens >= 1024, "shard_tokens", "must be >= 1024")
         check(self.workers >= 1, "workers", "must be >= 1 (1 encodes in the stage's own process)")
 
@@ -134,15 +134,24 @@ def encode_in_order(chunks: Iterator[Chunk], tokenizer: Tokenizer, dtype: str, w
                 fut.cancel()
 
 
+def token_dtype(vocab_size: int, dtype: str) -> str:
+    """``pack.dtype`` resolved for this vocabulary: 'auto' takes the smallest dtype that holds every
+    id (a base tokenizer such as Llama 3's 128k needs uint32; ours fits in uint16)."""
+    if dtype == "auto":
+        dtype = "uint16" if vocab_size - 1 <= np.iinfo(np.uint16).max else "uint32"
+    dtype_for_vocab(vocab_size, dtype)  # an explicit dtype too small for the vocab stops here
+    return dtype
+
+
 def pack_split(corpus_file: Path, out_dir: Path, tokenizer: Tokenizer, params: PackParams,
                chunk_bytes: int = CHUNK_BYTES) -> dict:
     """Encode one corpus split into shards under ``out_dir``; returns the split's meta."""
-    dtype_for_vocab(tokenizer.vocab_size, params.dtype)
-    writer = SplitWriter(out_dir, params.dtype, params.shard_tokens, tokenizer.vocab_size, tokenizer.sha256)
+    dtype = token_dtype(tokenizer.vocab_size, params.dtype)
+    writer = SplitWriter(out_dir, dtype, params.shard_tokens, tokenizer.vocab_size, tokenizer.sha256)
     text_bytes = 0
     try:
         chunks = read_chunks(corpus_file, chunk_bytes)
-        for enc in encode_in_order(chunks, tokenizer, params.dtype, params.workers):
+        for enc in encode_in_order(chunks, tokenizer, dtype, params.workers):
             writer.add_docs(enc.tokens, enc.lengths)
             text_bytes += enc.text_bytes
         info = writer.close()
@@ -154,5 +163,5 @@ def pack_split(corpus_file: Path, out_dir: Path, tokenizer: Tokenizer, params: P
 
 def pack_meta(tokenizer: Tokenizer, params: PackParams) -> dict:
     """meta.json without its splits: what every reader checks the shards against."""
-    return {"vocab_size": tokenizer.vocab_size, "tokenizer_sha256": tokenizer.sha256, "dtype": params.dtype,
+    return {"vocab_size": tokenizer.vocab_size, "tokenizer_sha256": tokenizer.sha256, "dtype": token_dtype(tokenizer.vocab_size, params.dtype),
             "bos_id": tokenizer.bos_id, "eos_id": tokenizer.eos_id, "splits": {}}

@@ -1,6 +1,7 @@
-"""The one tokenizer wrapper every stage uses, and SentencePiece BPE training.
+"""The one tokenizer wrapper every stage uses, SentencePiece BPE training, and a base model's
+tokenizer extended with our domain terms (``tokenizer.source: base``).
 
-Special ids are fixed so that every artifact agrees on them: pad=0, unk=1, bos=2, eos=3, then
+A trained tokenizer's special ids are fixed so that every artifact agrees on them: pad=0, unk=1, bos=2, eos=3, then
 the chat role markers as control symbols (4..7). Control symbols are never produced by encoding
 text -- a document that happens to contain "<|user|>" cannot forge a role marker -- so the chat
 template inserts them by id.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import random
 from dataclasses import dataclass, field
@@ -28,6 +30,8 @@ from lib.core.params import check
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 CHAT_MARKERS = ("<|system|>", "<|user|>", "<|assistant|>", "<|end|>")
 MODEL_FILE = "tokenizer.model"
+JSON_FILE = "tokenizer.json"   # a base model's tokenizer (tokenizer.source: base)
+META_KEY = "hpc_lm"            # our section inside that tokenizer.json: special ids, added tokens
 VOCAB_FILE = "tokenizer.vocab"
 META = "\u2581"  # SentencePiece's whitespace marker
 # Characters that, absent from the vocab, encode as byte pieces that merge with nothing; one of
@@ -35,8 +39,12 @@ META = "\u2581"  # SentencePiece's whitespace marker
 _SENTINELS = ("\x00", "\x01", "\x02", "\x03", "\ue000", "\ue001")
 
 
+SOURCES = ("train", "base")
+
+
 @dataclass
 class TokenizerParams:
+    source: str = "train"    # train: SentencePiece on the corpus | base: pretrain.init's tokenizer + our terms
     vocab_size: int = 2048
     character_coverage: float = 0.9995
     byte_fallback: bool = True
@@ -50,6 +58,7 @@ class TokenizerParams:
     sentence_bytes: int = 2048
 
     def __post_init__(self):
+        check(self.source in SOURCES, "source", f"must be one of {', '.join(SOURCES)}")
         check(self.vocab_size >= 256 + len(CHAT_MARKERS) + 4 or not self.byte_fallback,
               "vocab_size", "must be at least 264 when byte_fallback is on (256 byte pieces)")
         check(0.9 <= self.character_coverage <= 1.0, "character_coverage", "must be in [0.9, 1.0]")
@@ -62,13 +71,69 @@ class TokenizerParams:
 
 
 class Tokenizer:
-    """Encode/decode text with a trained SentencePiece model and the project's fixed ids."""
+    """The one wrapper: encode/decode with the project's special ids, whatever the backend.
+
+    Two backends, told apart by the bytes themselves (so worker processes rebuild either from
+    ``model_bytes``): a SentencePiece model trained here (``tokenizer.model``, fixed ids), or a
+    base model's tokenizer as a ``tokenizers`` JSON (``tokenizer.json``) whose ``hpc_lm``
+    section names its special ids and the tokens added for our domain (see ``extend_base``).
+    """
+
+    def __init__(self, model_bytes: bytes):
+        self.model_bytes = model_bytes  # what worker processes rebuild the tokenizer from
+        self.sha256 = hashlib.sha256(model_bytes).hexdigest()
+        backend = _JsonBackend(model_bytes) if _is_json(model_bytes) else _SentencePieceBackend(model_bytes)
+        self._backend = backend
+        self.kind = backend.kind  # "sentencepiece" | "tokenizers"
+        self.vocab_size = backend.vocab_size
+        self.pad_id, self.unk_id, self.bos_id, self.eos_id = backend.pad_id, backend.unk_id, backend.bos_id, backend.eos_id
+        self.special = backend.special
+        self.base_vocab_size = backend.base_vocab_size  # ids below it are the base's, unchanged
+        self.added = backend.added  # [{"id", "content", "base_ids"}]: tokens added to a base tokenizer
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Tokenizer":
+        path = Path(path)
+        if path.is_dir():
+            json_path = path / JSON_FILE
+            path = json_path if json_path.exists() and not (path / MODEL_FILE).exists() else path / MODEL_FILE
+        if not path.exists():
+            raise UserError(f"{path}: tokenizer model not found; run `dvc repro tokenizer` first")
+        return cls(path.read_bytes())
+
+    @property
+    def file_name(self) -> str:
+        """The name this tokenizer is stored under in a tokenizer directory."""
+        return MODEL_FILE if self.kind == "sentencepiece" else JSON_FILE
+
+    def encode(self, text: str) -> list[int]:
+        return self._backend.encode(text)
+
+    def encode_batch(self, texts: Sequence[str], num_threads: int = 1) -> list[list[int]]:
+        return self._backend.encode_batch(texts, num_threads)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return self._backend.decode([int(i) for i in ids])
+
+    def piece(self, token_id: int) -> str:
+        return self._backend.piece(int(token_id))
+
+    def marker(self, name: str) -> int:
+        """Id of a chat marker by role name: 'system', 'user', 'assistant' or 'end'."""
+        return self.special[f"<|{name}|>"]
+
+
+def _is_json(data: bytes) -> bool:
+    return data.lstrip()[:1] == b"{"
+
+
+class _SentencePieceBackend:
+    kind = "sentencepiece"
+    added: list = []
 
     def __init__(self, model_bytes: bytes):
         self._sp = spm.SentencePieceProcessor(model_proto=model_bytes)
-        self.model_bytes = model_bytes  # what worker processes rebuild the tokenizer from
-        self.sha256 = hashlib.sha256(model_bytes).hexdigest()
-        self.vocab_size = self._sp.get_piece_size()
+        self.vocab_size = self.base_vocab_size = self._sp.get_piece_size()
         self.pad_id, self.unk_id, self.bos_id, self.eos_id = PAD, UNK, BOS, EOS
         self.special = {m: self._sp.piece_to_id(m) for m in CHAT_MARKERS}
         expected = {m: 4 + i for i, m in enumerate(CHAT_MARKERS)}
@@ -77,14 +142,6 @@ class Tokenizer:
                             "with `dvc repro tokenizer`")
         self._meta_ids = self._byte_ids(META)
         self._sentinel, self._sentinel_prefix = self._find_sentinel()
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> "Tokenizer":
-        path = Path(path)
-        model = path / MODEL_FILE if path.is_dir() else path
-        if not model.exists():
-            raise UserError(f"{model}: tokenizer model not found; run `dvc repro tokenizer` first")
-        return cls(model.read_bytes())
 
     def encode(self, text: str) -> list[int]:
         if META in text and self._sentinel:
@@ -98,15 +155,11 @@ class Tokenizer:
                 out[i] = self._encode_meta(text)
         return out
 
-    def decode(self, ids: Iterable[int]) -> str:
-        return self._sp.decode([int(i) for i in ids])
+    def decode(self, ids: list[int]) -> str:
+        return self._sp.decode(ids)
 
     def piece(self, token_id: int) -> str:
-        return self._sp.id_to_piece(int(token_id))
-
-    def marker(self, name: str) -> int:
-        """Id of a chat marker by role name: 'system', 'user', 'assistant' or 'end'."""
-        return self.special[f"<|{name}|>"]
+        return self._sp.id_to_piece(token_id)
 
     def _encode_meta(self, text: str) -> list[int]:
         """Encode text holding literal U+2581: segments between them are encoded as usual, each
@@ -133,6 +186,81 @@ class Tokenizer:
             if self._meta_ids and self._byte_ids(c) and not any(c in p for p in pieces):
                 return c, self._sp.encode(c)
         return "", []  # no byte pieces (byte_fallback off): U+2581 then decodes as a space
+
+
+class _JsonBackend:
+    """A base model's tokenizer through the ``tokenizers`` library. Special tokens in a document
+    are encoded as plain text (``encode_special_tokens``), as SentencePiece control symbols are:
+    a document cannot forge a role marker or an end of text."""
+
+    kind = "tokenizers"
+
+    def __init__(self, model_bytes: bytes):
+        from tokenizers import Tokenizer as HFTokenizer
+        data = json.loads(model_bytes)
+        meta = data.pop(META_KEY, None)
+        if not isinstance(meta, dict) or "special" not in meta:
+            raise UserError(f"tokenizer.json has no '{META_KEY}' section; it was not written by the "
+                            f"tokenizer stage (tokenizer.source: base); rerun `dvc repro tokenizer`")
+        self._tok = HFTokenizer.from_str(json.dumps(data))
+        self._tok.encode_special_tokens = True
+        self.vocab_size = self._tok.get_vocab_size(with_added_tokens=True)
+        special = meta["special"]
+        self.pad_id, self.unk_id, self.bos_id, self.eos_id = (special[k] for k in ("pad", "unk", "bos", "eos"))
+        self.special = {m: self._tok.token_to_id(m) for m in CHAT_MARKERS}
+        if None in self.special.values():
+            raise UserError("tokenizer.json lacks the chat markers; rerun `dvc repro tokenizer`")
+        self.base_vocab_size = int(meta["base_vocab_size"])
+        self.added = list(meta.get("added", []))
+
+    def encode(self, text: str) -> list[int]:
+        return self._tok.encode(text, add_special_tokens=False).ids
+
+    def encode_batch(self, texts: Sequence[str], num_threads: int = 1) -> list[list[int]]:
+        return [e.ids for e in self._tok.encode_batch(list(texts), add_special_tokens=False)]
+
+    def decode(self, ids: list[int]) -> str:
+        return self._tok.decode(ids, skip_special_tokens=True)  # like SentencePiece's control symbols
+
+    def piece(self, token_id: int) -> str:
+        return self._tok.id_to_token(token_id)
+
+
+def extend_base(tokenizer_json: str, special: dict, terms: Sequence[str]) -> tuple[bytes, dict]:
+    """The base tokenizer with our chat markers (special) and the domain ``terms`` it splits
+    added as new tokens after its own ids, which stay as they are. Each added token records the
+    ids the base used for its text: the model's new embedding row starts as their mean.
+
+    A term is added as "term" and " term" (after a space, the usual case in running text), the
+    two forms SentencePiece gets as user symbols. Returns the ``tokenizer.json`` bytes (with
+    our ``hpc_lm`` section) and figures for metrics."""
+    from tokenizers import AddedToken, Tokenizer as HFTokenizer
+    tok, base = HFTokenizer.from_str(tokenizer_json), HFTokenizer.from_str(tokenizer_json)
+    tok.encode_special_tokens = base.encode_special_tokens = True
+    base_size = tok.get_vocab_size(with_added_tokens=True)
+    added: list[dict] = []
+
+    def add(content: str, is_special: bool) -> None:
+        base_ids = base.encode(content, add_special_tokens=False).ids  # the untouched base's pieces
+        new = AddedToken(content, normalized=False, special=is_special)
+        (tok.add_special_tokens if is_special else tok.add_tokens)([new])
+        added.append({"id": tok.token_to_id(content), "content": content, "base_ids": base_ids})
+
+    for marker in CHAT_MARKERS:
+        if tok.token_to_id(marker) is None:
+            add(marker, True)
+    split_terms = []
+    for term in dict.fromkeys(t for t in terms if t and not any(c.isspace() for c in t)):
+        forms = [f for f in (term, " " + term) if tok.token_to_id(f) is None
+                 and len(base.encode(f, add_special_tokens=False).ids) > 1]
+        split_terms += [term] if forms else []
+        for form in forms:
+            add(form, False)
+    data = json.loads(tok.to_str())
+    data[META_KEY] = {"special": special, "base_vocab_size": base_size, "added": added}
+    figures = {"base_vocab_size": base_size, "added_tokens": len(added), "terms_added": len(split_terms),
+               "terms_already_whole": len(set(terms)) - len(split_terms)}
+    return json.dumps(data, ensure_ascii=False, sort_keys=True).encode("utf-8"), figures
 
 
 def training_sentences(texts: Iterable[str], max_bytes: int) -> Iterator[str]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from lib.tokenizer import META, UNK, Tokenizer
+from lib.tokenizer import Tokenizer
 
 
 def tokenizer_metrics(tokenizer: Tokenizer, texts: Iterable[str], terms: list[str]) -> dict:
@@ -12,13 +12,15 @@ def tokenizer_metrics(tokenizer: Tokenizer, texts: Iterable[str], terms: list[st
     for text in texts:
         ids = tokenizer.encode(text)
         n_tokens += len(ids)
-        n_unk += ids.count(UNK)
+        n_unk += ids.count(tokenizer.unk_id)
         n_bytes += len(text.encode("utf-8"))
         n_words += len(text.split())
     unique_terms = sorted(set(terms))
-    # a term is whole when it is one piece both at a text start and after a space (running text)
+    # a term is whole when it is one piece both at a text start and after a space (running text);
+    # counted by ids, not piece spellings, so it holds for SentencePiece and byte-level BPE alike
+    n_a = len(tokenizer.encode("a"))
     whole = sum(1 for t in unique_terms
-                if len(tokenizer.encode(t)) == 1 and tokenizer.piece(tokenizer.encode("a " + t)[-1]) == META + t)
+                if len(tokenizer.encode(t)) == 1 and len(tokenizer.encode("a " + t)) == n_a + 1)
     return {
         "vocab_size": tokenizer.vocab_size,
         "val_tokens": n_tokens,

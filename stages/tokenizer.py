@@ -1,16 +1,33 @@
-"""tokenizer: train SentencePiece BPE on the corpus train split, keeping domain terms whole."""
+"""tokenizer: train SentencePiece BPE on the corpus train split, keeping domain terms whole -- or,
+with ``tokenizer.source: base``, take the base model's tokenizer (``pretrain.init``) and add the
+domain terms it splits as new tokens after its own ids."""
 import time
 from pathlib import Path
 
 from lib.core.errors import UserError
-from lib.core.stage import run_stage
+from lib.core.stage import run_stage, summary
 from lib.core.io import atomic_path, iter_jsonl, write_json
-from lib.core.params import load_section, load_seed
-from lib.tokenizer import MODEL_FILE, VOCAB_FILE, Tokenizer, TokenizerParams, train_tokenizer
+from lib.core.params import load_section, load_seed, read_params
+from lib.tokenizer import VOCAB_FILE, Tokenizer, TokenizerParams, extend_base, train_tokenizer
 from lib.tokenizer_stats import tokenizer_metrics
 
 CORPUS = Path("data/corpus")
 OUT = Path("models/tokenizer")
+
+
+def base_tokenizer(terms: list[str]) -> tuple[bytes, dict]:
+    """pretrain.init's tokenizer with ``terms`` added; figures include the base's own on val."""
+    from lib.hf.import_ import load_base_tokenizer, resolve_init  # transformers only on this path
+    init = (read_params().get("pretrain") or {}).get("init", "scratch")
+    source = resolve_init(str(init))
+    if source is None:
+        raise UserError("params.yaml: tokenizer.source: base needs pretrain.init to name a base model "
+                        "(it is 'scratch'); see README: adapt a pretrained model")
+    tokenizer_json, special = load_base_tokenizer(source)
+    model_bytes, figures = extend_base(tokenizer_json, special, terms)
+    before = Tokenizer(extend_base(tokenizer_json, special, [])[0])  # the base plus chat markers only
+    val_texts = (doc["text"] for _, doc in iter_jsonl(CORPUS / "val.jsonl"))
+    return model_bytes, {**figures, "base": tokenizer_metrics(before, val_texts, terms)}
 
 
 def main() -> None:
@@ -19,19 +36,23 @@ def main() -> None:
     if not terms_file.exists():
         raise UserError(f"{terms_file}: not found; run `dvc repro corpus` first")
     terms = [t.strip() for t in terms_file.read_text(encoding="utf-8").splitlines() if t.strip()]
+    all_terms = list(params.user_symbols) + terms
     started = time.perf_counter()
-    texts = (doc["text"] for _, doc in iter_jsonl(CORPUS / "train.jsonl"))  # streamed, sampled inside
-    model_bytes = train_tokenizer(texts, params, terms, seed=load_seed())
+    if params.source == "base":
+        model_bytes, extra = base_tokenizer(all_terms)
+    else:
+        texts = (doc["text"] for _, doc in iter_jsonl(CORPUS / "train.jsonl"))  # streamed, sampled inside
+        model_bytes, extra = train_tokenizer(texts, params, terms, seed=load_seed()), {}
     seconds = time.perf_counter() - started
     tokenizer = Tokenizer(model_bytes)
     with atomic_path(OUT) as tmp:
         tmp.mkdir(parents=True)
-        (tmp / MODEL_FILE).write_bytes(model_bytes)
+        (tmp / tokenizer.file_name).write_bytes(model_bytes)
         vocab = "".join(f"{tokenizer.piece(i)}\t{i}\n" for i in range(tokenizer.vocab_size))
         (tmp / VOCAB_FILE).write_text(vocab, encoding="utf-8")
     val_texts = (doc["text"] for _, doc in iter_jsonl(CORPUS / "val.jsonl"))
-    metrics = tokenizer_metrics(tokenizer, val_texts, list(params.user_symbols) + terms)
-    write_json("metrics/tokenizer.json", {**metrics, "seconds": round(seconds, 2)})
+    metrics = tokenizer_metrics(tokenizer, val_texts, all_terms)
+    write_json("metrics/tokenizer.json", {"source": params.source, **metrics, **extra, "seconds": round(seconds, 2)})
 
 
 if __name__ == "__main__":

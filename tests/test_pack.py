@@ -90,8 +90,15 @@ def test_uint16_guard():
 def test_pack_refuses_a_vocab_too_large_before_writing(tok, corpus, tmp_path, monkeypatch):
     monkeypatch.setattr(tok, "vocab_size", 70000)
     with pytest.raises(UserError, match="does not fit in uint16"):
-        pack_split(corpus[0], tmp_path / "train", tok, PackParams(workers=1))
+        pack_split(corpus[0], tmp_path / "train", tok, PackParams(dtype="uint16", workers=1))
     assert not (tmp_path / "train").exists()
+
+
+def test_pack_dtype_auto_follows_the_vocab_size():
+    from lib.pack import token_dtype
+    assert token_dtype(2048, "auto") == "uint16" and token_dtype(65536, "auto") == "uint16"
+    assert token_dtype(65537, "auto") == "uint32" and token_dtype(128256, "auto") == "uint32"
+    assert PackParams().dtype == "auto"
 
 
 def test_uint32_shards(tok, corpus, tmp_path):

@@ -60,8 +60,10 @@ def _model_defaults() -> dict:
     return {f.name: f.default for f in dataclasses.fields(ModelConfig) if f.default is not dataclasses.MISSING}
 
 
-def hf_config(model_cfg: dict, tokenizer_sha256: str | None = None, dtype: str = "float32") -> dict:
-    """The transformers ``config.json`` of a ``LlamaForCausalLM`` equal to our model."""
+def hf_config(model_cfg: dict, tokenizer_sha256: str | None = None, dtype: str = "float32",
+              ids: tuple[int, int, int] = (BOS, EOS, PAD)) -> dict:
+    """The transformers ``config.json`` of a ``LlamaForCausalLM`` equal to our model; ``ids`` are
+    the tokenizer's (bos, eos, pad) -- fixed for ours, the base's for an adapted model."""
     check_exportable(model_cfg)
     c = model_cfg
     n_head = c["n_head"]
@@ -89,17 +91,17 @@ def hf_config(model_cfg: dict, tokenizer_sha256: str | None = None, dtype: str =
         "initializer_range": float(c.get("init_std", 0.02)),
         "pretraining_tp": 1,
         "use_cache": True,
-        "bos_token_id": BOS,
-        "eos_token_id": EOS,
-        "pad_token_id": PAD,
+        "bos_token_id": ids[0],
+        "eos_token_id": ids[1],
+        "pad_token_id": ids[2],
         "dtype": dtype,
         PROVENANCE_KEY: {"format": FORMAT, "model": dict(model_cfg), "tokenizer_sha256": tokenizer_sha256},
     }
 
 
-def generation_config(end_id: int) -> dict:
+def generation_config(end_id: int, ids: tuple[int, int, int] = (BOS, EOS, PAD)) -> dict:
     """Greedy by default; stop at EOS or at the end of an assistant turn (<|end|>)."""
-    return {"bos_token_id": BOS, "eos_token_id": [EOS, end_id], "pad_token_id": PAD, "do_sample": False}
+    return {"bos_token_id": ids[0], "eos_token_id": [ids[1], end_id], "pad_token_id": ids[2], "do_sample": False}
 
 
 def weight_names(n_layer: int, tie_embeddings: bool) -> list[tuple[str, str]]:
@@ -148,11 +150,21 @@ def from_hf_weights(state: dict, model_cfg: dict, where: str) -> dict:
     return rename(state, pairs, where, optional={"lm_head.weight"} if tie else set())
 
 
-def model_config_from_hf(hf: dict, fields: list[str], where: str) -> dict:
+def check_layout(hf: dict, where: str) -> None:
+    """Refuse, naming what was found, a model that is not a causal LM or not in the Llama layout."""
+    model_type, archs = hf.get("model_type"), list(hf.get("architectures") or [])
+    if model_type == "llama" and (not archs or "LlamaForCausalLM" in archs):
+        return
+    kind = "not a causal LM" if archs and not any(a.endswith("ForCausalLM") for a in archs) else \
+        "not a layout we map"
+    raise UserError(f"{where}: {kind}: found model_type={model_type!r}, architectures={archs}; only "
+                    f"Llama-layout causal LMs (LlamaForCausalLM: Llama, SmolLM2, TinyLlama, ...) can be imported")
+
+
+def model_config_from_hf(hf: dict, fields: list[str], where: str, strict_eps: bool = True) -> dict:
     """Our model config from a transformers Llama config.json; ``fields`` are the keys our
     ModelConfig accepts. Whatever Llama feature we do not implement is refused by name."""
-    if hf.get("model_type") != "llama":
-        raise UserError(f"{where}: model_type={hf.get('model_type')!r}; only 'llama' models can be imported")
+    check_layout(hf, where)
 
     def need(key, ok, expected):
         if not ok(hf.get(key)):
@@ -161,7 +173,8 @@ def model_config_from_hf(hf: dict, fields: list[str], where: str) -> dict:
     need("hidden_act", lambda v: v in ("silu", "swish", None), "'silu'")
     need("attention_bias", lambda v: not v, "false")
     need("mlp_bias", lambda v: not v, "false")
-    need("rms_norm_eps", lambda v: v is None or abs(float(v) - RMS_EPS) < 1e-12, RMS_EPS)
+    if strict_eps:  # a base model's eps differs only in the epsilon of its norms: see lib/hf/import_.py
+        need("rms_norm_eps", lambda v: v is None or abs(float(v) - RMS_EPS) < 1e-12, RMS_EPS)
     need("pretraining_tp", lambda v: v in (None, 1), 1)
     need("rope_scaling", lambda v: not v or v.get("rope_type", v.get("type")) == "default", "null")
     rope = hf.get("rope_parameters") or {}

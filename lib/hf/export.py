@@ -43,12 +43,9 @@ def export_model(model_dir: str | os.PathLike, tokenizer_dir: str | os.PathLike,
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     if dtype not in DTYPES:
         raise UserError(f"--dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
-    tokenizer_path = Path(tokenizer_dir)
-    tokenizer_path = tokenizer_path / MODEL_FILE if tokenizer_path.is_dir() else tokenizer_path
-    if not tokenizer_path.exists():
-        raise UserError(f"{tokenizer_path}: tokenizer model not found; run `dvc repro tokenizer` first")
-    model_bytes = tokenizer_path.read_bytes()
-    tokenizer = Tokenizer(model_bytes)
+    tokenizer = Tokenizer.load(tokenizer_dir)  # ours (tokenizer.model) or a base's (tokenizer.json)
+    model_bytes = tokenizer.model_bytes
+    ids = (tokenizer.bos_id, tokenizer.eos_id, tokenizer.pad_id)
     meta = read_json(model_dir / CONFIG_FILE)
     if not isinstance(meta.get("model"), dict):
         raise UserError(f"{model_dir / CONFIG_FILE}: no 'model' section; is this a model directory of ours?")
@@ -72,12 +69,13 @@ def export_model(model_dir: str | os.PathLike, tokenizer_dir: str | os.PathLike,
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
         save_file(weights, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
-        write_json(tmp / CONFIG_FILE, convert.hf_config(cfg, tokenizer.sha256, dtype))
-        write_json(tmp / "generation_config.json", convert.generation_config(tokenizer.marker("end")))
+        write_json(tmp / CONFIG_FILE, convert.hf_config(cfg, tokenizer.sha256, dtype, ids))
+        write_json(tmp / "generation_config.json", convert.generation_config(tokenizer.marker("end"), ids))
         write_json(tmp / "tokenizer.json", hf_tok.tokenizer_json(model_bytes))
         write_json(tmp / "tokenizer_config.json", hf_tok.tokenizer_config(model_bytes, cfg["max_seq_len"]))
         write_json(tmp / "special_tokens_map.json", hf_tok.special_tokens_map(model_bytes))
-        (tmp / MODEL_FILE).write_bytes(model_bytes)
+        if tokenizer.kind == "sentencepiece":
+            (tmp / MODEL_FILE).write_bytes(model_bytes)
     return {"architecture": "LlamaForCausalLM", "parameters": sum(v.numel() for v in weights.values()),
             "tensors": len(weights), "dtype": dtype, "bytes": (out_dir / WEIGHTS_FILE).stat().st_size}
 

@@ -1,4 +1,8 @@
-"""Import a Hugging Face Llama directory (one we exported, or any Llama our model can represent
+"""Import a Hugging Face Llama directory or a GGUF file: as a base model to continue pretraining
+(``pretrain.init``; ``init_model``, ``load_base_tokenizer``) or, from the command line, as a
+model directory of ours.
+
+Import a Hugging Face Llama directory (one we exported, or any Llama our model can represent
 with a tokenizer.model of ours) as a model directory of ours, and its tokenizer.
 
     uv run python -m lib.hf.import_ --hf-dir models/hf/sft --out models/imported/sft \
@@ -11,17 +15,22 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
 from lib.core.errors import UserError
 from lib.core.stage import run_stage
 from lib.hf import convert
-from lib.core.io import atomic_path, read_json, write_json
+from lib.core.io import atomic_path, read_json
+from lib.model.checkpoint import save_model
 from lib.model.config import ModelConfig
+from lib.model.gpt import GPT
+from lib.model.vocab import grow_vocab
 from lib.tokenizer import MODEL_FILE, Tokenizer
 
 WEIGHTS_FILE = "model.safetensors"
@@ -69,19 +78,153 @@ def import_model(hf_dir: str | os.PathLike, out_dir: str | os.PathLike,
     if tokenizer.vocab_size != model_cfg["vocab_size"]:
         raise UserError(f"{where}: vocab_size {model_cfg['vocab_size']} != {sp_path}'s {tokenizer.vocab_size}")
 
-    state = read_hf_weights(hf_dir)
-    weights = convert.from_hf_weights(state, model_cfg, str(hf_dir))
-    weights = {k: v.contiguous() for k, v in sorted(weights.items())}
-    with atomic_path(out_dir) as tmp:
-        tmp.mkdir(parents=True)
-        save_file(weights, str(tmp / WEIGHTS_FILE))
-        write_json(tmp / "config.json", {"model": model_cfg, "tokenizer_sha256": tokenizer.sha256,
-                                         "format": convert.FORMAT, "stage": "import"})
+    model = build_model(model_cfg, convert.from_hf_weights(read_hf_weights(hf_dir), model_cfg, str(hf_dir)), where)
+    save_model(out_dir, model, tokenizer.sha256, {"stage": "import"})
     if tokenizer_out is not None:
         with atomic_path(tokenizer_out) as tmp:
             tmp.mkdir(parents=True)
             (tmp / MODEL_FILE).write_bytes(sp_bytes)
     return model_cfg
+
+
+def build_model(model_cfg: dict, weights: dict, where: str) -> GPT:
+    """Our GPT holding ``weights`` (our tensor names); a tensor of the wrong shape stops."""
+    try:
+        model = GPT(ModelConfig(**model_cfg))
+    except ValueError as err:
+        raise UserError(f"{where}: not a valid model of ours: {err}") from None
+    rows = weights["embed.weight"].shape[0]
+    if rows != model_cfg["vocab_size"]:
+        raise UserError(f"{where}: vocab/embedding size mismatch: vocab_size {model_cfg['vocab_size']} but "
+                        f"the embedding has {rows} rows")
+    try:
+        model.load_state_dict({k: v.float() for k, v in weights.items()}, strict=False)
+    except RuntimeError as err:
+        raise UserError(f"{where}: weights do not fit the config: {str(err).splitlines()[-1].strip()}") from None
+    return model
+
+
+# ---- base models (pretrain.init) ---------------------------------------------------------------
+
+SCRATCH = "scratch"
+BASE_DIR = Path("models/base")  # the declared DVC dependency of the tokenizer and pretrain stages
+
+
+@dataclass
+class BaseSource:
+    path: Path
+    gguf: str | None  # the .gguf file name inside ``path`` (then a directory); None: an HF directory
+
+
+def resolve_init(init: str, base_dir: Path | None = BASE_DIR) -> BaseSource | None:
+    """``pretrain.init`` as a base to read, or None for ``scratch``. The base must lie under
+    ``base_dir``: that directory is what dvc.yaml declares, so replacing the base reruns."""
+    if init == SCRATCH:
+        return None
+    path = Path(init)
+    where = f"params.yaml: pretrain.init={init!r}"
+    if not path.exists():
+        raise UserError(f"{where}: no such file or directory; give 'scratch', a Hugging Face model directory "
+                        f"or a .gguf file under {base_dir or '.'}/ (README: adapt a pretrained model)")
+    if base_dir is not None and Path(base_dir).resolve() not in [path.resolve(), *path.resolve().parents]:
+        raise UserError(f"{where}: put the base model under {base_dir}/ (the directory dvc.yaml declares as "
+                        f"the base dependency, so a change reruns the stages)")
+    if path.is_file():
+        if path.suffix != ".gguf":
+            raise UserError(f"{where}: a file must be a .gguf model; otherwise give a Hugging Face directory")
+        return BaseSource(path.parent, path.name)
+    ggufs = sorted(p.name for p in path.glob("*.gguf"))
+    if not (path / "config.json").exists():
+        if len(ggufs) == 1:
+            return BaseSource(path, ggufs[0])
+        raise UserError(f"{where}: no config.json (a Hugging Face model directory) and "
+                        f"{len(ggufs)} .gguf files; point init at the model itself")
+    return BaseSource(path, None)
+
+
+def _transformers(what: str, source: BaseSource):
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a base is read from disk, never fetched
+    if source.gguf and importlib.util.find_spec("gguf") is None:
+        raise UserError(f"{source.path / source.gguf}: reading a GGUF file needs the `gguf` package: "
+                        f"`uv add gguf` (or `pip install gguf`)")
+    try:
+        import transformers
+    except ImportError:
+        raise UserError(f"{what} needs the `transformers` package: `uv add transformers` "
+                        f"(or `pip install transformers`)") from None
+    return transformers
+
+
+def load_base_tokenizer(source: BaseSource) -> tuple[str, dict]:
+    """(tokenizers JSON, special ids bos/eos/pad/unk) of a base model. transformers reads
+    tokenizer.json, converts a SentencePiece tokenizer.model, or rebuilds one from GGUF metadata."""
+    where = source.path / (source.gguf or "")
+    if not source.gguf and not any((source.path / f).exists() for f in ("tokenizer.json", MODEL_FILE)):
+        raise UserError(f"{source.path}: tokenizer missing: the base directory has neither tokenizer.json nor "
+                        f"{MODEL_FILE}; copy the model's tokenizer files next to its weights")
+    transformers = _transformers("reading a base model's tokenizer", source)
+    tok = transformers.AutoTokenizer.from_pretrained(str(source.path), gguf_file=source.gguf)
+    if not getattr(tok, "is_fast", False):
+        raise UserError(f"{where}: transformers gave no `tokenizers` tokenizer ({type(tok).__name__})")
+    eos = tok.eos_token_id
+    if eos is None:
+        raise UserError(f"{where}: the base tokenizer names no end-of-text (eos) token")
+    pick = lambda v: eos if v is None else int(v)  # noqa: E731 -- no BOS/pad: EOS serves (GPT-2 style)
+    special = {"bos": pick(tok.bos_token_id), "eos": int(eos), "pad": pick(tok.pad_token_id),
+               "unk": -1 if tok.unk_token_id is None else int(tok.unk_token_id)}
+    return tok.backend_tokenizer.to_str(), special
+
+
+def load_base_weights(source: BaseSource) -> tuple[dict, dict, dict]:
+    """(our model config, weights under our names, facts) of a base model.
+
+    A base whose RMSNorm epsilon is not ours (1e-6; SmolLM2 has 1e-5) is imported anyway, with the
+    epsilon recorded in the facts: ModelConfig has no field for it yet, so the model runs with
+    1e-6 -- a change far below the norms' inputs' mean square (measured: README)."""
+    fields = [f.name for f in dataclasses.fields(ModelConfig)]
+    if source.gguf is None:
+        where = str(source.path / "config.json")
+        hf_cfg = read_json(source.path / "config.json")
+        convert.check_layout(hf_cfg, where)
+        state = read_hf_weights(source.path)
+    else:
+        where = str(source.path / source.gguf)
+        transformers = _transformers("reading a GGUF base model", source)
+        # transformers dequantizes the GGUF tensors and undoes llama.cpp's q/k permutation
+        hf = transformers.AutoModelForCausalLM.from_pretrained(str(source.path), gguf_file=source.gguf,
+                                                               dtype=torch.float32)
+        hf_cfg, state = hf.config.to_dict(), hf.state_dict()
+        convert.check_layout(hf_cfg, where)
+    cfg = convert.model_config_from_hf(hf_cfg, fields, where, strict_eps=False)
+    eps = float(hf_cfg.get("rms_norm_eps") or convert.RMS_EPS)
+    facts = {} if abs(eps - convert.RMS_EPS) < 1e-12 else {"base_rms_norm_eps": eps, "rms_norm_eps_used": convert.RMS_EPS}
+    return cfg, convert.from_hf_weights(state, cfg, where), facts
+
+
+def init_model(init: str, tokenizer: Tokenizer, scratch_cfg: ModelConfig,
+               base_dir: Path | None = BASE_DIR) -> tuple[GPT, dict]:
+    """The model pretraining starts from: fresh (``scratch``) or the imported base with its
+    vocabulary grown by the tokenizer's added tokens. Returns (model, facts for metrics)."""
+    source = resolve_init(init, base_dir)
+    if source is None:
+        return GPT(dataclasses.replace(scratch_cfg, vocab_size=tokenizer.vocab_size)), {"init": SCRATCH}
+    if tokenizer.kind != "tokenizers":
+        raise UserError(f"params.yaml: pretrain.init={init!r} is a base model but models/tokenizer was trained "
+                        f"on the corpus; set tokenizer.source: base so model and tokenizer share ids")
+    cfg, weights, facts = load_base_weights(source)
+    where = str(source.path / (source.gguf or "config.json"))
+    if cfg["vocab_size"] != tokenizer.base_vocab_size:
+        raise UserError(f"{where}: vocab/embedding size mismatch: the model has {cfg['vocab_size']} embedding "
+                        f"rows, models/tokenizer's base tokenizer {tokenizer.base_vocab_size} tokens; rerun "
+                        f"`dvc repro tokenizer` for this base")
+    model = build_model(cfg, weights, where)
+    ids = [a["id"] for a in tokenizer.added]
+    if ids != list(range(tokenizer.base_vocab_size, tokenizer.vocab_size)):
+        raise UserError("models/tokenizer: added token ids do not follow the base vocabulary; rerun "
+                        "`dvc repro tokenizer`")
+    model = grow_vocab(model, [a["base_ids"] for a in tokenizer.added])
+    return model, {"init": init, "base_params": sum(v.numel() for v in weights.values()),
+                   "base_vocab_size": tokenizer.base_vocab_size, "added_tokens": len(ids), **facts}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -30,8 +30,10 @@ from __future__ import annotations
 
 from sentencepiece import sentencepiece_model_pb2 as sp_pb2
 
+import json
+
 from lib.core.errors import UserError
-from lib.tokenizer import BOS, CHAT_MARKERS, EOS, PAD, UNK
+from lib.tokenizer import BOS, CHAT_MARKERS, EOS, META_KEY, PAD, UNK, Tokenizer
 
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
 SPACE = "\u2581"
@@ -101,8 +103,32 @@ def _escape(text: str) -> str:
     return "".join("\\" + c if c in ".^$|?*+()[]{}\\-/#" else c for c in text)
 
 
+def _base_json(model_bytes: bytes) -> dict | None:
+    """A base model's tokenizer (tokenizer.source: base) is already a tokenizers JSON: it is
+    exported as it is, less our ``hpc_lm`` section; None for a SentencePiece model."""
+    if not model_bytes.lstrip()[:1] == b"{":
+        return None
+    data = json.loads(model_bytes)
+    data.pop(META_KEY, None)
+    return data
+
+
+def _special_pieces(model_bytes: bytes) -> dict:
+    """bos/eos/unk/pad token strings of either kind of tokenizer."""
+    if _base_json(model_bytes) is None:
+        pieces = list(parse_model(model_bytes).pieces)
+        return {"bos_token": pieces[BOS].piece, "eos_token": pieces[EOS].piece, "unk_token": pieces[UNK].piece,
+                "pad_token": pieces[PAD].piece}
+    tok = Tokenizer(model_bytes)
+    ids = {"bos_token": tok.bos_id, "eos_token": tok.eos_id, "unk_token": tok.unk_id, "pad_token": tok.pad_id}
+    return {k: tok.piece(i) for k, i in ids.items() if i >= 0}
+
+
 def tokenizer_json(model_bytes: bytes) -> dict:
     """The ``tokenizer.json`` (tokenizers library format) equivalent to our SentencePiece model."""
+    base = _base_json(model_bytes)
+    if base is not None:
+        return base
     proto = parse_model(model_bytes)
     check_convertible(proto)
     pieces = list(proto.pieces)
@@ -150,15 +176,10 @@ def tokenizer_json(model_bytes: bytes) -> dict:
 
 def tokenizer_config(model_bytes: bytes, max_len: int) -> dict:
     """``tokenizer_config.json``: special tokens, BOS added by default, the chat template."""
-    proto = parse_model(model_bytes)
-    pieces = list(proto.pieces)
     return {
         "tokenizer_class": "PreTrainedTokenizerFast",  # load tokenizer.json as written, no rebuild
         "model_max_length": max_len,
-        "bos_token": pieces[BOS].piece,
-        "eos_token": pieces[EOS].piece,
-        "unk_token": pieces[UNK].piece,
-        "pad_token": pieces[PAD].piece,
+        **_special_pieces(model_bytes),
         "add_bos_token": True,
         "add_eos_token": False,
         "clean_up_tokenization_spaces": False,
@@ -169,9 +190,7 @@ def tokenizer_config(model_bytes: bytes, max_len: int) -> dict:
 
 
 def special_tokens_map(model_bytes: bytes) -> dict:
-    pieces = list(parse_model(model_bytes).pieces)
-    return {"bos_token": pieces[BOS].piece, "eos_token": pieces[EOS].piece, "unk_token": pieces[UNK].piece,
-            "pad_token": pieces[PAD].piece, "additional_special_tokens": list(CHAT_MARKERS)}
+    return {**_special_pieces(model_bytes), "additional_special_tokens": list(CHAT_MARKERS)}
 
 
 def stuck_pieces(model_bytes: bytes) -> list[str]:
@@ -179,7 +198,10 @@ def stuck_pieces(model_bytes: bytes) -> list[str]:
     rebuild. ``ignore_merges`` (needed so an isolated user symbol becomes its one piece) emits a
     segment that is a whole vocabulary piece directly; that equals SentencePiece exactly when this
     list is empty. SentencePiece merges the best-scoring adjacent pair whose concatenation is a
-    piece, leftmost first on ties -- replayed here on each piece."""
+    piece, leftmost first on ties -- replayed here on each piece. A base tokenizer is exported
+    as its own tokenizer.json: nothing to check."""
+    if _base_json(model_bytes) is not None:
+        return []
     proto = parse_model(model_bytes)
     score = {p.piece: p.score for p in proto.pieces if p.type == NORMAL}
     stuck = []
