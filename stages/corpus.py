@@ -5,20 +5,22 @@ another; terms.txt lists domain terms mined from the corpus for the tokenizer.
 """
 from __future__ import annotations
 
-import sys
+import time
 
 from lib.corpus import CorpusParams, build
-from lib.core.stage import run_stage
+from lib.core.stage import run_stage, summary
 from lib.core.io import write_json
 from lib.core.params import load_section, load_seed
 
 
 def main() -> None:
+    started = time.perf_counter()
     params = load_section("corpus", CorpusParams)
     metrics = build(params, load_seed())
+    metrics["seconds"] = round(time.perf_counter() - started, 2)
     write_json("metrics/corpus.json", metrics)
-    print(f"corpus: {metrics['train']['docs']} train / {metrics['val']['docs']} val documents, "
-          f"{metrics['terms']} terms", file=sys.stderr)
+    summary("corpus", f"{metrics['train']['docs']} train / {metrics['val']['docs']} val documents, "
+            f"{metrics['terms']} domain terms", "data/corpus", metrics["seconds"])
 
 
 if __name__ == "__main__":

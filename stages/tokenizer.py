@@ -53,6 +53,8 @@ def main() -> None:
     val_texts = (doc["text"] for _, doc in iter_jsonl(CORPUS / "val.jsonl"))
     metrics = tokenizer_metrics(tokenizer, val_texts, all_terms)
     write_json("metrics/tokenizer.json", {"source": params.source, **metrics, **extra, "seconds": round(seconds, 2)})
+    summary("tokenizer", f"{tokenizer.vocab_size} pieces, {metrics['val_bytes_per_token']:.2f} bytes/token and "
+            f"{metrics['val_tokens_per_word']:.2f} tokens/word on val", str(OUT), seconds)
 
 
 if __name__ == "__main__":
