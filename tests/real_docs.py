@@ -55,13 +55,14 @@ GROUPS = {
 PACKAGES = sorted({g.package for g in GROUPS.values()} | {"poppler-utils"})
 
 
-def files(name: str) -> list[Path]:
-    """The group's installed files, sorted; empty when its package is absent."""
+def files(name: str, limit: bool = True) -> list[Path]:
+    """The group's installed files, sorted (the first `limit` per glob unless limit=False);
+    empty when its package is absent."""
     group = GROUPS[name]
     out: list[Path] = []
     for pattern in group.paths:
         found = sorted(p for p in DOC.glob(pattern) if p.is_file())
-        out.extend(found[:group.limit] if group.limit else found)
+        out.extend(found[:group.limit] if group.limit and limit else found)
     return out
 
 

@@ -20,7 +20,7 @@ DOMAIN_TERMS = (
 class CleanParams:
     # Gopher-style quality (on the prose outside code blocks)
     min_words: int = 50                   # fewer words: too_short
-    max_words: int = 200_000              # more words: too_long
+    max_words: int = 1_000_000            # more words: too_long (a standard has 260,000)
     min_mean_word_length: float = 3.0
     max_mean_word_length: float = 10.0
     min_alpha_ratio: float = 0.6          # alphabetic share of non-space characters
@@ -34,7 +34,7 @@ class CleanParams:
     max_top_ngram_ratio: dict[str, float] = field(
         default_factory=lambda: {"2": 0.20, "3": 0.18, "4": 0.16})
     max_dup_ngram_ratio: dict[str, float] = field(
-        default_factory=lambda: {"5": 0.15, "6": 0.14, "7": 0.13, "8": 0.12, "9": 0.11, "10": 0.10})
+        default_factory=lambda: {"5": 0.45, "6": 0.42, "7": 0.39, "8": 0.36, "9": 0.33, "10": 0.30})
     # navigation pages and language
     max_link_ratio: float = 0.5           # share of characters inside link anchors
     language: str = "en"                  # ISO 639-1 code, as py3langid names it
