@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from lib.model.config import ModelConfig  # noqa: E402
 from lib.model.gpt import GPT, KVCache  # noqa: E402
 from lib.core.runtime import autocast, configure_cuda, mfu, peak_flops  # noqa: E402
-from lib.train.loop import LoopConfig, make_optimizer  # noqa: E402
+from lib.train.loop import make_optimizer  # noqa: E402
+from lib.train.params import TrainParams  # noqa: E402
 
 
 class BaselineBlock(nn.Module):
@@ -74,9 +75,8 @@ class BaselineGPT(nn.Module):
         return logits, F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1))
 
 
-def _loop_cfg() -> LoopConfig:
-    return LoopConfig(steps=1, lr=1e-4, min_lr=1e-5, warmup_steps=0, weight_decay=0.1, beta1=0.9, beta2=0.95,
-                      grad_clip=1.0, eval_every=1, checkpoint_every=1)
+def _loop_cfg() -> TrainParams:
+    return TrainParams(lr=1e-4, min_lr=1e-5, warmup_steps=0, weight_decay=0.1, beta1=0.9, beta2=0.95, grad_clip=1.0)
 
 
 def _trainer(model: nn.Module, device: torch.device, batch: int, seq: int, vocab: int, compile_: bool):

@@ -3,13 +3,13 @@ loss, perplexity and bits per byte for the pretrained and SFT models; sample ans
 prompts. metrics/eval.json: {model: {lambada: {file: {...}}, val_*: ...}, settings: {...}}."""
 from pathlib import Path
 
-from lib.infer.chat import Message, decode_reply, encode_chat
 from lib.attention import attention_for_model, wrap_for_external
 from lib.model.checkpoint import load_model
 from lib.core.errors import UserError
 from lib.core.stage import run_stage
-from lib.eval.validation import EvalParams, predicted_tokens, val_metrics, val_nll
-from lib.infer.generate import generate
+from lib.eval.params import EvalParams
+from lib.eval.validation import predicted_tokens, val_metrics, val_nll
+from lib.infer.samples import ask, replies
 from lib.core.io import read_json, write_json
 from lib.eval.lambada import HARNESS, evaluate_lambada, read_lambada
 from lib.core.params import load_section, load_seed
@@ -57,10 +57,7 @@ def main() -> None:
                 model, items, device, params.batch_size, desc=f"{name} {f}").items()}
                 for f, items in lambada.items()},
         }
-        stop = {tokenizer.marker("end"), tokenizer.eos_id}
-        samples[name] = {p: decode_reply(tokenizer, generate(model, encode_chat(
-            tokenizer, [Message("user", p)], add_generation_prompt=True)[0], params.max_new_tokens, stop))
-            for p in prompts}
+        samples[name] = replies(model, tokenizer, ask(prompts), params.max_new_tokens)
     write_json("metrics/eval.json", metrics)
     write_json("metrics/samples.json", samples)
 

@@ -11,17 +11,20 @@ import torch
 
 from lib.train import distributed as D
 from lib.attention import load_attention_params, wrap_for_external
-from lib.train.windows import Prefetcher, TrainWindows, val_windows
+from lib.train.windows import Prefetcher, TrainWindows
 from lib.core.stage import run_stage
-from lib.eval.validation import bits_per_byte, unigram_entropy
+from lib.eval.validation import bits_per_byte, mean_loss, unigram_entropy, val_windows
 from lib.core.io import read_json, write_csv, write_json
 from lib.model.gpt import GPT
 from lib.core.params import load_section, load_seed
-from lib.train.pretrain import PretrainParams, run_key, sampler, save_models
+from lib.infer.samples import continuations
+from lib.model.checkpoint import save_best_and_final
+from lib.train.pretrain import PretrainParams
+from lib.train.state import run_key
 from lib.core.runtime import peak_flops, setup_torch
 from lib.shards import META_FILE, concat_tokens, open_split
 from lib.tokenizer import Tokenizer
-from lib.train.loop import mean_loss, train
+from lib.train.loop import finish, train
 
 SHARDS = Path("data/shards")
 OUT = Path("models/pretrain")            # best-by-val model; the last step's in OUT/final
@@ -55,20 +58,21 @@ def main() -> None:
                               rank=ctx.rank, world_size=ctx.world_size)
         return mean_loss(model, batches, device, ctx)
 
-    sample = sampler(model, tokenizer, params.sample_prompts, params.sample_tokens) if params.sample_every else None
+    def sample(step: int) -> dict[str, str]:
+        return continuations(model, tokenizer, params.sample_prompts, params.sample_tokens)
+
     key = run_key(params, seed, tokenizer.sha256, *(s["sha256"] for s in meta["splits"]["train"]["shards"]),
                   f"world_size={ctx.world_size}",
                   *([f"attention={attention.key()}"] if attention.mode == "external" else []))
     flops = model.flops_per_token(params.seq_len)
-    loop = params.loop(ctx.world_size, flops, peak_flops(device, params.peak_tflops))
-    result = train(model, loop, device, batch, evaluate, STATE, key, "pretrain", sample=sample, ctx=ctx,
-                   keep_state=True)
+    plan = params.plan(ctx.world_size, flops, peak_flops(device, params.peak_tflops))
+    result = train(model, params, plan, device, batch, evaluate, STATE, key, "pretrain", sample=sample, ctx=ctx)
     final = D.model_state(model, ctx)  # collective under FSDP
 
     if ctx.is_main:
         info = {"stage": "pretrain", "best_step": result.best_step, "last_step": result.last_step,
                 "attention": attention.info()}
-        save_models(OUT, config, result.best_model, final, tokenizer.sha256, info)
+        save_best_and_final(OUT, config, result.best_model, final, tokenizer.sha256, info)
         write_csv(PLOTS / "train.csv", ["step", "tokens", "train_loss", "lr", "grad_norm"], result.train_curve)
         write_csv(PLOTS / "val.csv", ["step", "tokens", "val_loss"], result.val_curve)
         # Timing varies run to run: kept apart so train.csv and val.csv stay byte-reproducible.
@@ -98,7 +102,7 @@ def main() -> None:
             "resumed_from_step": result.resumed_from,
             **attn.metrics(),
         })
-        STATE.unlink(missing_ok=True)  # outputs are whole: the state has served its purpose
+    finish(STATE, ctx)  # outputs are whole: the state has served its purpose
     if hasattr(batch, "close"):
         batch.close()
     D.shutdown(ctx)

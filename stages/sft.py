@@ -1,24 +1,26 @@
 """sft: fine-tune the pretrained model on instruction data, loss on assistant tokens only.
 
 With sft.lora.enabled, only low-rank adapters are trained and then merged into the weights, so
-models/sft is always a plain model in the same format as models/pretrain.
+models/sft is always a plain model in the same format as models/pretrain: the best-by-val model,
+with the last step's in models/sft/final.
 """
 from pathlib import Path
 
 from lib.attention import load_attention_params, wrap_for_external
-from lib.infer.chat import decode_reply, prompt_ids
-from lib.model.checkpoint import load_model, save_model
-from lib.core.stage import run_stage
-from lib.infer.generate import generate
 from lib.core.io import write_csv, write_json
-from lib.model.lora import apply_lora, lora_parameter_count, merge_lora
 from lib.core.params import load_section, load_seed
-from lib.train.pretrain import run_key
 from lib.core.runtime import setup_torch
-from lib.train.sft import EpochBatches, SFTParams, load_examples
+from lib.core.stage import run_stage
+from lib.eval.validation import mean_loss
+from lib.infer.samples import replies
+from lib.model.checkpoint import load_model, save_best_and_final
+from lib.model.lora import apply_lora, lora_parameter_count, merge_lora, merged_weights
 from lib.shards import file_sha256
 from lib.tokenizer import Tokenizer
-from lib.train.loop import mean_loss, train
+from lib.train.loop import finish, train
+from lib.train.params import RunPlan
+from lib.train.sft import EpochBatches, SFTParams, load_examples
+from lib.train.state import run_key
 
 PRETRAINED = Path("models/pretrain")
 OUT = Path("models/sft")
@@ -31,6 +33,7 @@ def main() -> None:
     device = setup_torch(params.device, params.threads, seed)
     tokenizer = Tokenizer.load("models/tokenizer")
     model = load_model(PRETRAINED, device, tokenizer.sha256)
+    config = model.cfg
     attention = load_attention_params()
     attn = wrap_for_external(model, attention, tokenizer, output_dir=OUT)  # learned mode: a no-op
     max_len = min(params.max_len, model.cfg.max_seq_len)
@@ -49,16 +52,23 @@ def main() -> None:
     def evaluate() -> float:
         return mean_loss(model, val_batches.all_batches(), device)
 
+    held_out = [val_set[0].messages[:2] if val_set[0].messages[0].role == "system" else val_set[0].messages[:1]]
+
+    def sample(step: int) -> dict[str, str]:
+        return replies(model, tokenizer, held_out, params.sample_tokens)
+
     steps = batches.steps(params.epochs)
     key = run_key(params, seed, tokenizer.sha256, file_sha256(PRETRAINED / "model.safetensors"), file_sha256(data),
                   *([f"attention={attention.key()}"] if attention.mode == "external" else []))
-    result = train(model, params.loop(steps), device, batches.batch, evaluate, STATE, key, "sft")
+    result = train(model, params, RunPlan(steps), device, batches.batch, evaluate, STATE, key, "sft", sample=sample)
 
-    model.load_state_dict(result.best_model)
+    best, final = (merged_weights(config, state, params.lora) for state in (result.best_model, model.state_dict()))
     if params.lora.enabled:
         merge_lora(model)
-    save_model(OUT, model, tokenizer.sha256, {"stage": "sft", "best_step": result.best_step,
-                                               "attention": attention.info()})
+    model.load_state_dict(best)  # the sample below is the saved model's
+    save_best_and_final(OUT, config, best, final, tokenizer.sha256,
+                        {"stage": "sft", "best_step": result.best_step, "last_step": result.last_step,
+                         "attention": attention.info()})
     write_csv(PLOTS / "train.csv", ["step", "tokens", "train_loss", "lr", "grad_norm"], result.train_curve)
     write_csv(PLOTS / "val.csv", ["step", "tokens", "val_loss"], result.val_curve)
     write_json("metrics/sft.json", {
@@ -70,16 +80,10 @@ def main() -> None:
         "best_step": result.best_step,
         "final_train_loss": round(result.final_train_loss, 4),
         "seconds": round(result.seconds, 1),
-        "sample": sample_answer(model, tokenizer, val_set[0].messages),
+        "sample": {"prompt": held_out[0][-1].content, "answer": sample(result.last_step)[held_out[0][-1].content]},
         **attn.metrics(),
     })
-
-
-def sample_answer(model, tokenizer, messages) -> dict:
-    """The saved model's greedy answer to the first user turn of a held-out conversation."""
-    question = messages[:2] if messages[0].role == "system" else messages[:1]
-    ids = generate(model, prompt_ids(tokenizer, question), 64, {tokenizer.marker("end"), tokenizer.eos_id})
-    return {"prompt": question[-1].content, "answer": decode_reply(tokenizer, ids)}
+    finish(STATE)  # outputs are whole: the state has served its purpose
 
 
 if __name__ == "__main__":

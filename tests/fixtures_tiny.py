@@ -56,3 +56,10 @@ def write_model_dirs(root: Path, model: GPT | None = None) -> tuple[Path, Path]:
     model_dir = root / "model"
     save_model(model_dir, model or tiny_model(tok.vocab_size, spread=20.0), tok.sha256, {"stage": "test"})
     return model_dir, tok_dir
+
+
+def train_config(steps: int, accum_steps: int = 1, **params):
+    """(TrainParams, RunPlan) for the loop: ``steps`` and ``accum_steps`` go to the plan, the rest
+    to the params (tests pass the same keys params.yaml would)."""
+    from lib.train.params import RunPlan, TrainParams
+    return TrainParams(**params), RunPlan(steps=steps, accum_steps=accum_steps)

@@ -149,7 +149,8 @@ def test_right_padding_is_not_sent_to_the_provider(tmp_path):
 
 
 def test_train_a_few_steps_in_external_mode(tmp_path):
-    from lib.train.loop import LoopConfig, train
+    from lib.train.loop import train
+    from tests.fixtures_tiny import train_config
     teacher = tiny(seed=1)
     save_model(tmp_path / "teacher", teacher, "sha", {"stage": "test"})
     model = tiny(seed=2).train()
@@ -158,9 +159,9 @@ def test_train_a_few_steps_in_external_mode(tmp_path):
                                                    cache_dir=str(tmp_path / "cache")), None)
     x = torch.randint(0, VOCAB, (4, 12), generator=torch.Generator().manual_seed(0))
     batch = lambda i: (x, torch.roll(x, -1, 1))  # noqa: E731 - one fixed batch to memorise
-    cfg = LoopConfig(steps=8, lr=1e-2, min_lr=1e-3, warmup_steps=0, weight_decay=0.1, beta1=0.9, beta2=0.95,
+    cfg = train_config(steps=8, lr=1e-2, min_lr=1e-3, warmup_steps=0, weight_decay=0.1, beta1=0.9, beta2=0.95,
                      grad_clip=1.0, eval_every=100, checkpoint_every=100, schedule="constant")
-    result = train(model, cfg, torch.device("cpu"), batch, lambda: 0.0, tmp_path / "state.pt", "k", "test")
+    result = train(model, *cfg, torch.device("cpu"), batch, lambda: 0.0, tmp_path / "state.pt", "k", "test")
     losses = [row[2] for row in result.train_curve]
     assert losses[-1] < losses[0] - 0.2
     assert torch.equal(model.blocks[0].attn.wq.weight, wq0)  # unused and frozen: not even decayed

@@ -12,7 +12,8 @@ from lib.model.checkpoint import load_model, load_state, save_model, save_state
 from lib.core.errors import UserError
 from lib.model.config import ModelConfig
 from lib.model.gpt import GPT
-from lib.train.pretrain import PretrainParams, save_models
+from lib.model.checkpoint import save_best_and_final
+from lib.train.pretrain import PretrainParams
 from lib.core.params import ParamsError, from_mapping
 
 
@@ -54,7 +55,7 @@ def test_pretrain_output_holds_best_at_the_top_and_final_below(tmp_path):
     best, final = tiny(), tiny()
     with torch.no_grad():
         final.norm.weight.fill_(2.0)
-    save_models(tmp_path / "out", best.cfg, best.state_dict(), final.state_dict(), "t", {"best_step": 3})
+    save_best_and_final(tmp_path / "out", best.cfg, best.state_dict(), final.state_dict(), "t", {"best_step": 3})
     assert torch.equal(load_model(tmp_path / "out").norm.weight, best.norm.weight)
     assert torch.equal(load_model(tmp_path / "out" / "final").norm.weight, final.norm.weight)
     assert json.loads((tmp_path / "out" / "config.json").read_text())["weights"] == "best"

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from lib.train.windows import Prefetcher, TrainWindows, val_windows
+from lib.eval.validation import val_windows
+from lib.train.windows import Prefetcher, TrainWindows
 from lib.core.errors import UserError
 from lib.core.io import write_json
 from lib.shards import META_FILE, open_split, write_split

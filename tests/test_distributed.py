@@ -14,7 +14,9 @@ import torch.multiprocessing as mp
 from lib.train.distributed import DistContext, SINGLE, model_state
 from lib.model.config import ModelConfig
 from lib.model.gpt import GPT
-from lib.train.loop import LoopConfig, mean_loss, train
+from lib.eval.validation import mean_loss
+from lib.train.loop import train
+from tests.fixtures_tiny import train_config
 
 WORLD = 2
 STEPS = 4
@@ -31,8 +33,8 @@ def global_batch(i: int) -> tuple[torch.Tensor, torch.Tensor]:
     return rows[:, :-1], rows[:, 1:]
 
 
-def loop(accum: int = 1) -> LoopConfig:
-    return LoopConfig(steps=STEPS, lr=1e-2, min_lr=1e-3, warmup_steps=1, weight_decay=0.1, beta1=0.9,
+def loop(accum: int = 1):
+    return train_config(steps=STEPS, lr=1e-2, min_lr=1e-3, warmup_steps=1, weight_decay=0.1, beta1=0.9,
                       beta2=0.95, grad_clip=0.5, eval_every=2, checkpoint_every=100, accum_steps=accum)
 
 
@@ -48,7 +50,7 @@ def run(ctx: DistContext, accum: int, state: Path):
         x, y = global_batch(999)
         return mean_loss(model, [(x[ctx.rank::ctx.world_size], y[ctx.rank::ctx.world_size])], torch.device("cpu"), ctx)
 
-    result = train(model, loop(accum), torch.device("cpu"), batch, evaluate, state, "k", "dist", ctx=ctx)
+    result = train(model, *loop(accum), torch.device("cpu"), batch, evaluate, state, "k", "dist", ctx=ctx)
     return model_state(model, ctx), result.val_curve
 
 

@@ -8,9 +8,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 import torch.nn as nn
 
-from lib.eval.validation import (EvalParams, bits_per_byte, predicted_tokens, unigram_entropy, val_metrics,
+from lib.eval.params import EvalParams
+from lib.eval.validation import (bits_per_byte, predicted_tokens, unigram_entropy, val_metrics,
                           val_nll)
 from lib.model.config import ModelConfig
 from lib.model.gpt import GPT
@@ -26,10 +28,11 @@ class Successor(nn.Module):
         self.cfg = SimpleNamespace(max_seq_len=max_seq_len)
         self.vocab, self.c, self.widths = vocab, c, []
 
-    def forward(self, idx, targets=None, attn_mask=None, positions=None):
+    def forward(self, idx, targets=None, loss_mask=None, attn_mask=None, positions=None):
         self.widths += [idx.shape[1]] * idx.shape[0]
-        logits = torch.zeros(*idx.shape, self.vocab)
-        return logits.scatter_(2, ((idx + 1) % self.vocab)[..., None], self.c), None
+        logits = torch.zeros(*idx.shape, self.vocab).scatter_(2, ((idx + 1) % self.vocab)[..., None], self.c)
+        loss = None if targets is None else F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+        return logits, loss
 
 
 def shard(tokens) -> Shard:

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from fixtures_tiny import tiny_model, tiny_tokenizer
+from tests.fixtures_tiny import tiny_model, tiny_tokenizer
 from lib.infer.generate import StreamDecoder, cut_at_stop, generate, generate_batch, stream
 from lib.model.config import ModelConfig
 from lib.infer.sampling import SamplingParams

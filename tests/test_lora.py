@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fixtures_tiny import tiny_model
+from tests.fixtures_tiny import tiny_model
 from lib.model.checkpoint import load_model, save_model
 from lib.model.lora import ALL_TARGETS, LoRALinear, LoRAParams, apply_lora, merge_lora
 from lib.core.params import ParamsError, from_mapping

@@ -84,7 +84,7 @@ def test_shipped_params_are_valid(repo_root):
     """Every section of the shipped params.yaml validates against its stage's dataclass."""
     from lib.clean.config import CleanParams
     from lib.corpus import CorpusParams
-    from lib.eval.validation import EvalParams
+    from lib.eval.params import EvalParams
     from lib.pack import PackParams
     from lib.train.pretrain import PretrainParams
     from lib.scrape.config import ScrapeParams

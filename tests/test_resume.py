@@ -23,7 +23,9 @@ def worker(out_dir: Path, sleep_s: float) -> None:
     from lib.model.config import ModelConfig
     from lib.model.gpt import GPT
     from lib.core.runtime import setup_torch
-    from lib.train.loop import LoopConfig, mean_loss, train
+    from lib.eval.validation import mean_loss
+    from lib.train.loop import finish, train
+    from tests.fixtures_tiny import train_config
 
     device = setup_torch("cpu", 1, 7)
     model = GPT(ModelConfig(vocab_size=40, n_layer=2, n_head=2, n_kv_head=1, d_model=16, d_ff=32,
@@ -36,14 +38,15 @@ def worker(out_dir: Path, sleep_s: float) -> None:
         rows = (starts + torch.arange(9)) % 40
         return rows[:, :-1], rows[:, 1:]
 
-    cfg = LoopConfig(steps=STEPS, lr=1e-2, min_lr=1e-3, warmup_steps=3, weight_decay=0.1, beta1=0.9,
-                     beta2=0.95, grad_clip=1.0, eval_every=5, checkpoint_every=3)
-    result = train(model, cfg, device, batch, lambda: mean_loss(model, [batch(10_000)], device),
+    cfg = train_config(steps=STEPS, lr=1e-2, min_lr=1e-3, warmup_steps=3, weight_decay=0.1, beta1=0.9,
+                       beta2=0.95, grad_clip=1.0, eval_every=5, checkpoint_every=3)
+    result = train(model, *cfg, device, batch, lambda: mean_loss(model, [batch(10_000)], device),
                    out_dir / "state.pt", "run-key", "resume-test")
     save_file({k: v.contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"},
               str(out_dir / "final.safetensors"))
     (out_dir / "result.json").write_text(json.dumps({"resumed_from": result.resumed_from,
                                                      "val_curve": result.val_curve}))
+    finish(out_dir / "state.pt")  # the outputs are whole
 
 
 def _start(out_dir: Path, sleep_s: float = 0.0) -> subprocess.Popen:

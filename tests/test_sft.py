@@ -9,14 +9,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from fixtures_tiny import tiny_model, tiny_tokenizer
+from tests.fixtures_tiny import tiny_model, tiny_tokenizer
 from lib.infer.chat import encode_chat, to_messages
 from lib.model.checkpoint import load_model, save_model
 from lib.core.errors import UserError
 from lib.model.lora import LoRAParams, apply_lora, merge_lora
 from lib.core.params import load_section
 from lib.train.sft import EpochBatches, SFTParams, collate, load_examples, read_conversations
-from lib.train.loop import LoopConfig, mean_loss, train
+from lib.eval.validation import mean_loss
+from lib.train.loop import train
+from tests.fixtures_tiny import train_config
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = [
@@ -129,8 +131,8 @@ def test_loss_reaches_assistant_tokens_only(tmp_path, tok):
     torch.testing.assert_close(loss, expected)
 
 
-def loop(steps: int, lr: float) -> LoopConfig:
-    return LoopConfig(steps=steps, lr=lr, min_lr=3e-4, warmup_steps=2, weight_decay=0.0, beta1=0.9,
+def loop(steps: int, lr: float):
+    return train_config(steps=steps, lr=lr, min_lr=3e-4, warmup_steps=2, weight_decay=0.0, beta1=0.9,
                       beta2=0.95, grad_clip=1.0, eval_every=steps, checkpoint_every=1000)
 
 
@@ -144,7 +146,7 @@ def test_tiny_sft_lowers_val_loss_and_saves_a_plain_model(tmp_path, tok, lora):
     batches = EpochBatches(train_set, 8, 0, tok.pad_id)
     val_batches = EpochBatches(val_set, 8, 0, tok.pad_id)
     device = torch.device("cpu")
-    result = train(model, loop(batches.steps(3), 3e-2 if lora else 3e-3), device, batches.batch,
+    result = train(model, *loop(batches.steps(3), 3e-2 if lora else 3e-3), device, batches.batch,
                    lambda: mean_loss(model, val_batches.all_batches(), device), tmp_path / "state.pt", "k", "sft")
     assert result.best_val_loss < result.val_curve[0][2] - (0.1 if lora else 0.3)
     model.load_state_dict(result.best_model)

@@ -14,7 +14,10 @@ from lib.core.errors import UserError
 from lib.model.config import ModelConfig
 from lib.model.gpt import GPT
 from lib.core.runtime import autocast, configure_cuda, mfu, peak_flops
-from lib.train.loop import LoopConfig, lr_at, make_optimizer, mean_loss, train
+from lib.eval.validation import mean_loss
+from lib.train.loop import finish, make_optimizer, train
+from lib.train.schedule import lr_at
+from tests.fixtures_tiny import train_config
 
 VOCAB = 40
 
@@ -25,10 +28,10 @@ def tiny_model(dropout: float = 0.0) -> GPT:
                            max_seq_len=12, dropout=dropout))
 
 
-def loop(**kw) -> LoopConfig:
+def loop(**kw):
     base = dict(steps=6, lr=1e-2, min_lr=1e-3, warmup_steps=2, weight_decay=0.1, beta1=0.9, beta2=0.95,
                 grad_clip=1.0, eval_every=3, checkpoint_every=2)
-    return LoopConfig(**{**base, **kw})
+    return train_config(**{**base, **kw})
 
 
 def rows(index: int, n: int = 4) -> torch.Tensor:
@@ -46,10 +49,12 @@ def val_loss(model):
     return lambda: mean_loss(model, [batch(10_000)], torch.device("cpu"))
 
 
-def run(tmp_path: Path, model=None, cfg=None, batches=batch, key="k", **kw):
+def run(tmp_path: Path, model=None, cfg=None, batches=batch, key="k", keep_state=False, **kw):
     model = model or tiny_model()
-    result = train(model, cfg or loop(), torch.device("cpu"), batches, val_loss(model), tmp_path / "state.pt",
+    result = train(model, *(cfg or loop()), torch.device("cpu"), batches, val_loss(model), tmp_path / "state.pt",
                    key, "test", **kw)
+    if not keep_state:  # what a stage does once its outputs are written
+        finish(tmp_path / "state.pt")
     return model, result
 
 
@@ -65,17 +70,17 @@ def assert_same(a: dict, b: dict):
 
 def test_schedules_warm_up_then_decay_to_min_lr():
     for schedule in ("cosine", "linear"):
-        cfg = loop(steps=10, schedule=schedule)
-        assert lr_at(0, cfg) == pytest.approx(5e-3) and lr_at(1, cfg) == pytest.approx(1e-2)
-        assert lr_at(10, cfg) == pytest.approx(1e-3)
-        assert lr_at(2, cfg) > lr_at(6, cfg) > lr_at(9, cfg)
-    assert lr_at(6, loop(steps=10, schedule="linear")) == pytest.approx(1e-3 + 0.5 * 9e-3)
-    assert lr_at(9, loop(steps=10, schedule="constant")) == 1e-2
+        cfg, _ = loop(steps=10, schedule=schedule)
+        assert lr_at(0, cfg, 10) == pytest.approx(5e-3) and lr_at(1, cfg, 10) == pytest.approx(1e-2)
+        assert lr_at(10, cfg, 10) == pytest.approx(1e-3)
+        assert lr_at(2, cfg, 10) > lr_at(6, cfg, 10) > lr_at(9, cfg, 10)
+    assert lr_at(6, loop(steps=10, schedule="linear")[0], 10) == pytest.approx(1e-3 + 0.5 * 9e-3)
+    assert lr_at(9, loop(steps=10, schedule="constant")[0], 10) == 1e-2
 
 
 def test_optimizer_decays_matrices_only_and_is_fused_on_cuda():
     model = tiny_model()
-    opt = make_optimizer(model, loop(), torch.device("cpu"))
+    opt = make_optimizer(model, loop()[0], torch.device("cpu"))
     decay, no_decay = opt.param_groups
     assert all(p.dim() >= 2 for p in decay["params"]) and decay["weight_decay"] == 0.1
     assert all(p.dim() == 1 for p in no_decay["params"]) and no_decay["weight_decay"] == 0.0
@@ -85,7 +90,7 @@ def test_optimizer_decays_matrices_only_and_is_fused_on_cuda():
 def test_optimizer_is_fused_on_cuda(monkeypatch):
     seen = {}
     monkeypatch.setattr(torch.optim, "AdamW", lambda groups, **kw: seen.update(kw))
-    make_optimizer(tiny_model(), loop(), torch.device("cuda"))
+    make_optimizer(tiny_model(), loop()[0], torch.device("cuda"))
     assert seen["fused"] is True and seen["betas"] == (0.9, 0.95)
 
 
@@ -151,7 +156,7 @@ def test_non_finite_loss_can_skip_the_batch(tmp_path):
 def test_early_stopping_after_patience_validations_without_a_new_best(tmp_path):
     model = tiny_model()
     losses = iter([5.0, 4.0, 4.5, 4.6, 4.7, 4.8])
-    result = train(model, loop(steps=20, eval_every=2, early_stop_patience=2), torch.device("cpu"), batch,
+    result = train(model, *loop(steps=20, eval_every=2, early_stop_patience=2), torch.device("cpu"), batch,
                    lambda: next(losses), tmp_path / "s.pt", "k", "test")
     assert result.early_stopped and result.last_step == 6 and result.best_step == 2
     assert [r[0] for r in result.val_curve] == [0, 2, 4, 6]
@@ -187,7 +192,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
     reference, ref = run(tmp_path / "ref", model=tiny_model(dropout=0.2), cfg=cfg)
     with pytest.raises(Crash):
         run(tmp_path / "run", model=tiny_model(dropout=0.2), cfg=cfg, batches=crash_at(5))
-    assert load_state(tmp_path / "run" / "state.pt")["step"] == 4
+    assert load_state(tmp_path / "run" / "state.pt")["loop"]["step"] == 4
     torch.manual_seed(123)  # a resumed run restores the RNG itself
     resumed, res = run(tmp_path / "run", model=tiny_model(dropout=0.2), cfg=cfg)
     assert res.resumed_from == 4

@@ -80,9 +80,14 @@ def encode_chat(tokenizer: Tokenizer, messages: list[Message],
     return ids, mask
 
 
+def stop_ids(tokenizer: Tokenizer) -> set[int]:
+    """The ids that end an assistant turn: the template's <|end|> marker, and EOS."""
+    return {tokenizer.marker("end"), tokenizer.eos_id}
+
+
 def decode_reply(tokenizer: Tokenizer, ids: list[int]) -> str:
     """Text of a generated reply, cut at the first <|end|> or EOS."""
-    stops = {tokenizer.marker("end"), tokenizer.eos_id}
+    stops = stop_ids(tokenizer)
     out = []
     for i in ids:
         if i in stops:

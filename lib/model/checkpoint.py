@@ -42,6 +42,18 @@ def save_model(out_dir: str | os.PathLike, model: GPT, tokenizer_sha256: str, in
                                        "format": "hpc-lm/1", **(info or {})})
 
 
+def save_best_and_final(out_dir: str | os.PathLike, config: ModelConfig, best: dict[str, torch.Tensor],
+                        final: dict[str, torch.Tensor], tokenizer_sha256: str, info: dict) -> None:
+    """``out_dir`` = the best-by-val model (what downstream stages load) with the last step's model
+    in ``out_dir/final``, written as one atomic directory."""
+    model = GPT(config)
+    with atomic_path(out_dir) as tmp:
+        model.load_state_dict(best)
+        save_model(tmp, model, tokenizer_sha256, {**info, "weights": "best"})
+        model.load_state_dict(final)
+        save_model(tmp / "final", model, tokenizer_sha256, {**info, "weights": "final"})
+
+
 def load_model(model_dir: str | os.PathLike, device: str | torch.device = "cpu",
                tokenizer_sha256: str | None = None) -> GPT:
     model_dir = Path(model_dir)

@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 
 from lib.core.params import check
+from lib.model.gpt import GPT
 
 # Every linear layer of a block in lib/model/gpt.py; the embedding and the (tied) head are never targets.
 ALL_TARGETS = ("wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down")
@@ -95,3 +96,15 @@ def lora_parameter_count(model: nn.Module) -> tuple[int, int]:
     """(trainable, total) parameter counts."""
     params = list(model.parameters())
     return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+
+def merged_weights(config, state: dict[str, torch.Tensor], params: LoRAParams) -> dict[str, torch.Tensor]:
+    """Plain-model weights from the state dict of a model trained with adapters (unchanged when
+    it has none): what is saved, so every saved model loads without LoRA."""
+    if not any(name.endswith("lora_A") for name in state):
+        return state
+    model = GPT(config)
+    apply_lora(model, params)
+    model.load_state_dict(state)
+    merge_lora(model)
+    return model.state_dict()

@@ -21,47 +21,36 @@ from lib.core.errors import UserError
 from lib.core.io import iter_jsonl_lines, parse_jsonl_line
 from lib.model.lora import LoRAParams
 from lib.core.params import check
-from lib.train.loop import LoopConfig
+from lib.train.params import TrainParams
 
 MAX_REPORTED_BAD = 10  # bad records listed by line in metrics/sft.json (all are counted)
 
 
 @dataclass
-class SFTParams:
+class SFTParams(TrainParams):
+    """The `sft:` section: the shared training keys (``TrainParams``) plus the data and LoRA."""
     data: str = "data/sample/sft/hpc_instructions.jsonl"
     val_fraction: float = 0.1
     max_len: int = 256             # tokens per example (capped by the model's max_seq_len)
     truncate: Literal["truncate", "drop"] = "truncate"  # what to do with a longer example
     on_bad_record: Literal["error", "skip"] = "error"    # stop at a malformed record, or skip and count it
-    batch_size: int = 8
     epochs: int = 3
+    lora: LoRAParams = field(default_factory=LoRAParams)
+    # SFT's own defaults for shared keys: small batches, a gentler LR, no weight decay
+    batch_size: int = 8
     lr: float = 1e-3
     min_lr: float = 1e-4
     warmup_steps: int = 10
     weight_decay: float = 0.0
-    beta1: float = 0.9
-    beta2: float = 0.95
-    grad_clip: float = 1.0
     eval_every: int = 20
     checkpoint_every: int = 50
-    lora: LoRAParams = field(default_factory=LoRAParams)
-    device: str = "cpu"
-    threads: int = 2
+    sample_tokens: int = 64
 
     def __post_init__(self):
+        super().__post_init__()
         check(0.0 < self.val_fraction < 1.0, "val_fraction", "must be between 0 and 1")
         check(self.max_len >= 8, "max_len", "must be >= 8")
-        check(self.epochs >= 1 and self.batch_size >= 1, "epochs", "epochs and batch_size must be >= 1")
-        check(0 < self.min_lr <= self.lr, "min_lr", "must be > 0 and <= lr")
-        check(self.warmup_steps >= 0, "warmup_steps", "must be >= 0")
-        check(self.eval_every >= 1 and self.checkpoint_every >= 1, "eval_every", "intervals must be >= 1")
-        check(self.device in ("cpu", "cuda", "auto"), "device", "must be cpu, cuda or auto")
-
-    def loop(self, steps: int) -> LoopConfig:
-        return LoopConfig(steps=steps, lr=self.lr, min_lr=self.min_lr, warmup_steps=self.warmup_steps,
-                          weight_decay=self.weight_decay, beta1=self.beta1, beta2=self.beta2,
-                          grad_clip=self.grad_clip, eval_every=self.eval_every,
-                          checkpoint_every=self.checkpoint_every)
+        check(self.epochs >= 1, "epochs", "must be >= 1")
 
 
 @dataclass

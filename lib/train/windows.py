@@ -5,7 +5,7 @@ Training windows are random but reproducible: batch ``i`` is drawn from a genera
 resumed run restores, and why any number of loader workers gives the same batches. Under DDP
 the generator draws one global batch of ``batch_size * world_size`` windows and rank ``r`` keeps
 rows ``r::world_size``: ranks see disjoint rows, and together exactly what one process with the
-global batch would see. Validation is one fixed, complete, non-overlapping pass.
+global batch would see. Validation windows are lib/eval/validation.py's.
 """
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ class TrainWindows:
         return self.batch_size * self.world_size
 
     def batch(self, index: int) -> Batch:
-        return _to_tensors(self.rows(index), self.pin_memory)
+        return to_tensors(self.rows(index), self.pin_memory)
 
     def rows(self, index: int) -> np.ndarray:
         """Batch ``index`` as one int64 array of ``batch_size`` windows of ``seq_len + 1`` tokens."""
@@ -142,31 +142,7 @@ def _lengths(shards: list[Shard], per_document: bool) -> Iterator[int]:
             yield len(shard.tokens)
 
 
-def val_windows(shards: list[Shard], seq_len: int, batch_size: int, max_batches: int | None = None,
-                rank: int = 0, world_size: int = 1, pin_memory: bool = False) -> Iterator[Batch]:
-    """Non-overlapping windows covering every shard once, in order, batched.
-
-    Under DDP rank ``r`` takes windows ``r::world_size``; the last ``n % world_size`` windows are
-    left out so every rank runs the same number of batches (collectives would otherwise hang).
-    """
-    pin = pin_memory and torch.cuda.is_available()
-    counts = [max(0, (len(shard.tokens) - 1) // seq_len) for shard in shards]
-    usable = sum(counts) - sum(counts) % world_size
-    starts = ((s, w * seq_len) for s, n in enumerate(counts) for w in range(n))
-    mine = itertools.islice(starts, rank, usable, world_size)
-    produced = 0
-    while max_batches is None or produced < max_batches:
-        picked = list(itertools.islice(mine, batch_size))
-        if not picked:
-            return
-        rows = np.empty((len(picked), seq_len + 1), dtype=np.int64)
-        for k, (s, b) in enumerate(picked):
-            rows[k] = shards[s].tokens[b:b + seq_len + 1]
-        yield _to_tensors(rows, pin)
-        produced += 1
-
-
-def _to_tensors(rows: np.ndarray, pin: bool = False) -> Batch:
+def to_tensors(rows: np.ndarray, pin: bool = False) -> Batch:
     # Separate contiguous inputs and targets: a strided view would be copied through pageable
     # memory on its way to the GPU, losing the non-blocking transfer.
     x = torch.from_numpy(np.ascontiguousarray(rows[:, :-1]))
@@ -181,7 +157,7 @@ class _IndexedBatches(torch.utils.data.Dataset):
         self.windows = windows
 
     def __getitem__(self, index: int) -> Batch:
-        return _to_tensors(self.windows.rows(index))  # pinned by the DataLoader, not in workers
+        return to_tensors(self.windows.rows(index))  # pinned by the DataLoader, not in workers
 
 
 class _CountFrom:
@@ -232,7 +208,7 @@ class Prefetcher:
             index = start
             while not stop.is_set():
                 try:
-                    item = _to_tensors(windows.rows(index), pin)
+                    item = to_tensors(windows.rows(index), pin)
                 except BaseException as err:  # handed to the training thread, raised there
                     item = err
                 while not stop.is_set():
