@@ -4,7 +4,6 @@ One process: `python -m stages.pretrain` (what `dvc repro` runs). Several GPUs o
 module under `torchrun` (see README); `pretrain.parallel` picks DDP or FSDP.
 """
 import math
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -15,7 +14,6 @@ from lib.train.windows import Prefetcher, TrainWindows
 from lib.core.stage import run_stage
 from lib.eval.validation import bits_per_byte, mean_loss, unigram_entropy, val_windows
 from lib.core.io import read_json, write_csv, write_json
-from lib.model.gpt import GPT
 from lib.core.params import load_section, load_seed
 from lib.infer.samples import continuations
 from lib.model.checkpoint import save_best_and_final
@@ -23,6 +21,7 @@ from lib.train.pretrain import PretrainParams
 from lib.train.state import run_key
 from lib.core.runtime import peak_flops, setup_torch
 from lib.shards import META_FILE, concat_tokens, open_split
+from lib.hf.import_ import init_model
 from lib.tokenizer import Tokenizer
 from lib.train.loop import finish, train
 
@@ -30,7 +29,7 @@ SHARDS = Path("data/shards")
 OUT = Path("models/pretrain")            # best-by-val model; the last step's in OUT/final
 STATE = Path("checkpoints/pretrain/state.pt")  # resumable state: git-ignored, not a DVC output
 PLOTS = Path("metrics/plots/pretrain")
-SAMPLES = Path("metrics/pretrain_samples.json")
+SAMPLES = Path("models/samples/pretrain.json")  # prose stays out of metrics: a cached output
 
 
 def main() -> None:
@@ -42,8 +41,9 @@ def main() -> None:
     val_shards = open_split(SHARDS / "val", tokenizer.sha256)
     meta = read_json(SHARDS / META_FILE)
 
-    config = replace(params.model, vocab_size=tokenizer.vocab_size)
-    model = GPT(config).to(device)  # same seed, same init on every rank
+    # scratch: a fresh GPT; a base: imported, vocabulary grown to the tokenizer's (same on every rank)
+    model, init_info = init_model(params.init, tokenizer, params.model)
+    model, config = model.to(device), model.cfg
     attention = load_attention_params()
     attn = wrap_for_external(model, attention, tokenizer, output_dir=OUT)  # learned mode: a no-op
     if ctx.enabled:
@@ -57,6 +57,8 @@ def main() -> None:
         batches = val_windows(val_shards, params.seq_len, params.batch_size, params.eval_batches,
                               rank=ctx.rank, world_size=ctx.world_size)
         return mean_loss(model, batches, device, ctx)
+
+    init_val_loss = evaluate()  # where training starts: the base model's figure (or random weights')
 
     def sample(step: int) -> dict[str, str]:
         return continuations(model, tokenizer, params.sample_prompts, params.sample_tokens)
@@ -97,11 +99,17 @@ def main() -> None:
             "val_unigram_entropy": round(unigram_entropy(concat_tokens(val_shards)), 4),
             "best_val_bpb": round(bits_per_byte(result.best_val_loss, val["tokens"], val["text_bytes"]), 4),
             "tokens_per_s": round(result.tokens_per_s, 1),
+            **init_info,
+            "init_val_loss": round(init_val_loss, 4),
+            "init_val_bpb": round(bits_per_byte(init_val_loss, val["tokens"], val["text_bytes"]), 4),
             "mfu": None if result.mfu is None or math.isnan(result.mfu) else round(result.mfu, 4),
             "seconds": round(result.seconds, 1),
             "resumed_from_step": result.resumed_from,
             **attn.metrics(),
         })
+        print(f"pretrain: {result.last_step} steps, best val loss {result.best_val_loss:.4f} at step "
+              f"{result.best_step} ({bits_per_byte(result.best_val_loss, val['tokens'], val['text_bytes']):.4f} "
+              f"bits/byte), {result.tokens_per_s:.0f} tok/s; model in {OUT} ({result.seconds:.0f} s)")
     finish(STATE, ctx)  # outputs are whole: the state has served its purpose
     if hasattr(batch, "close"):
         batch.close()

@@ -16,6 +16,8 @@ DEFAULT_PROMPTS = ["MPI is", "To compile a CUDA kernel,", "OpenMP"]
 class PretrainParams(TrainParams):
     """The `pretrain:` section: the shared training keys plus the model, the data shape, sampling
     prompts and scaling out."""
+    init: str = "scratch"            # scratch | a base under models/base/ (HF Llama directory or .gguf): then
+                                     # `model` is unused, the architecture is the base's (lib/hf/import_.py)
     model: ModelConfig = field(default_factory=ModelConfig)
     seq_len: int = 128
     tokens_per_step: int = 0         # tokens per optimizer step (gradient accumulation); 0: one micro-batch
