@@ -1,10 +1,13 @@
-"""Training and generation speed of our GPT next to a minimal GPT baseline, measured in one run.
+"""Training and generation speed of our GPT next to a nanoGPT-style GPT-2, measured in one run.
 
 CPU (always): the fixed shape of the issue (6 layers, width 384, 6 heads, sequence 256, batch 8,
-vocab 8192). Ours: RoPE, RMSNorm, SwiGLU (d_ff 1024, the parameter count of a 4x GELU MLP);
-baseline: learned positions, LayerNorm, GELU, fused QKV, the same SDPA call. Steps alternate
-between the two models so a load change on a shared machine hits both alike. Generation:
-tokens/s with and without the KV cache.
+vocab 8192, fp32). Three training steps, interleaved so a load change on a shared machine hits
+all alike, each with its own optimizer: our recipe (ReLU² 4x MLP, QK-norm, untied head, logit
+soft-cap; Muon for the hidden matrices + AdamW), our Llama-like default (SwiGLU d_ff 1024, the
+parameter count of a 4x GELU MLP; AdamW) and the baseline (bench/baseline_gpt.py: learned
+positions, LayerNorm, GELU, tied; AdamW). Eager, then compiled with torch.compile (inductor).
+Generation, batch 1, greedy: ours over the preallocated KV cache against transformers'
+LlamaForCausalLM holding the same weights with its own cache, and ours without a cache.
 
 GPU (when CUDA is available): a GPT-2-small shape (12 layers, width 768, sequence 1024) with bf16
 autocast, fused AdamW and torch.compile; tokens/s and MFU against the device's bf16 peak.
@@ -23,64 +26,26 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lib.model.config import ModelConfig  # noqa: E402
-from lib.model.gpt import GPT, KVCache  # noqa: E402
+from lib.model.gpt import GPT  # noqa: E402
 from lib.core.runtime import autocast, configure_cuda, mfu, peak_flops  # noqa: E402
-from lib.train.loop import make_optimizer  # noqa: E402
-from lib.train.params import TrainParams  # noqa: E402
+from lib.train.optim import OptimParams, build_optimizer  # noqa: E402
+from bench.baseline_gpt import BaselineGPT, baseline_optimizer  # noqa: E402
 
 
-class BaselineBlock(nn.Module):
-    def __init__(self, d: int, n_head: int):
-        super().__init__()
-        self.n_head = n_head
-        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.qkv = nn.Linear(d, 3 * d, bias=False)
-        self.proj = nn.Linear(d, d, bias=False)
-        self.fc = nn.Linear(d, 4 * d, bias=False)
-        self.fc_out = nn.Linear(4 * d, d, bias=False)
-
-    def forward(self, x):
-        B, T, C = x.shape
-        q, k, v = self.qkv(self.ln1(x)).split(C, dim=2)
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        x = x + self.proj(y.transpose(1, 2).reshape(B, T, C))
-        return x + self.fc_out(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
-
-
-class BaselineGPT(nn.Module):
-    """A minimal GPT-2 (nanoGPT-like): learned positions, LayerNorm, GELU, tied embeddings."""
-
-    def __init__(self, vocab: int, d: int, n_layer: int, n_head: int, max_len: int):
-        super().__init__()
-        self.wte, self.wpe = nn.Embedding(vocab, d), nn.Embedding(max_len, d)
-        self.blocks = nn.ModuleList(BaselineBlock(d, n_head) for _ in range(n_layer))
-        self.ln_f = nn.LayerNorm(d)
-        self.head = nn.Linear(d, vocab, bias=False)
-        self.head.weight = self.wte.weight
-        for p in self.parameters():
-            if p.dim() == 2:
-                nn.init.normal_(p, std=0.02)
-
-    def forward(self, idx, targets):
-        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device))
-        for block in self.blocks:
-            x = block(x)
-        logits = self.head(self.ln_f(x))
-        return logits, F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1))
-
-
-def _loop_cfg() -> TrainParams:
-    return TrainParams(lr=1e-4, min_lr=1e-5, warmup_steps=0, weight_decay=0.1, beta1=0.9, beta2=0.95, grad_clip=1.0)
+def _optimizer(model: nn.Module, device: torch.device):
+    """Each model with its own recipe's optimizer: Muon+AdamW for our recipe, AdamW otherwise."""
+    if isinstance(model, BaselineGPT):
+        return baseline_optimizer(model, 1e-4, device=device)
+    muon = getattr(model, "bench_optimizer", "adamw") == "muon"
+    return build_optimizer(model, OptimParams(optimizer="muon" if muon else "adamw", lr=1e-4, muon_lr=1e-3), device)
 
 
 def _trainer(model: nn.Module, device: torch.device, batch: int, seq: int, vocab: int, compile_: bool):
-    opt = make_optimizer(model, _loop_cfg(), device)
+    opt = _optimizer(model, device)
     fwd = torch.compile(model) if compile_ else model
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, vocab, (batch, seq), generator=g).to(device)
@@ -119,17 +84,57 @@ def bench_train(models: dict, device, batch, seq, vocab, warmup, steps, compile_
     return out
 
 
+RECIPE_MODEL = dict(mlp="relu2", qk_norm=True, zero_init_proj=True, logit_softcap=15.0, tie_embeddings=False)
+
+
+def _ours(vocab, d, layers, heads, seq, recipe: bool) -> GPT:
+    """Our recipe (ReLU² 4x MLP, QK-norm, untied, soft-capped, Muon) or the Llama-like default
+    (SwiGLU with d_ff 1024, the parameter count of a 4x GELU MLP; AdamW)."""
+    extra = dict(RECIPE_MODEL, d_ff=4 * d) if recipe else dict(d_ff=1024)
+    model = GPT(ModelConfig(vocab_size=vocab, n_layer=layers, n_head=heads, n_kv_head=heads, d_model=d,
+                            max_seq_len=seq, **extra))
+    model.bench_optimizer = "muon" if recipe else "adamw"
+    return model
+
+
+@torch.no_grad()
+def _hf_llama(model: GPT):
+    """transformers' LlamaForCausalLM with our model's weights (our default variant is a Llama)."""
+    import tempfile
+
+    from transformers import AutoModelForCausalLM
+
+    from lib.hf import convert
+    cfg = model.cfg.to_dict()
+    hf = convert.hf_config(cfg)
+    hf.pop(convert.PROVENANCE_KEY)
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "config.json").write_text(json.dumps(hf))
+        from safetensors.torch import save_file
+        state = {k: v.contiguous() for k, v in model.state_dict().items()}
+        save_file(convert.to_hf_weights(state, cfg, "bench"), str(Path(tmp) / "model.safetensors"))
+        return AutoModelForCausalLM.from_pretrained(tmp, dtype=torch.float32).eval()
+
+
+def _median_rate(fn, tokens: int, repeats: int) -> float:
+    fn()  # warm-up
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return round(tokens / statistics.median(ts), 1)
+
+
 @torch.no_grad()
 def bench_generate(model: GPT, prompt_len: int, new_tokens: int, repeats: int) -> dict:
+    """Greedy decoding of ``new_tokens`` after a ``prompt_len`` prompt, batch 1: ours through
+    lib.infer.generate (preallocated KV cache), ours without a cache, and transformers' Llama
+    with the same weights through ``generate`` (its DynamicCache), repeats interleaved."""
+    from lib.infer.generate import generate
     model.eval()
     prompt = torch.randint(0, model.cfg.vocab_size, (1, prompt_len), generator=torch.Generator().manual_seed(1))
-
-    def with_cache():
-        caches = [KVCache() for _ in model.blocks]
-        logits, _ = model(prompt, caches=caches)
-        for t in range(new_tokens):
-            nxt = logits[:, -1:].argmax(-1)
-            logits, _ = model(nxt, caches=caches, start_pos=prompt_len + t)
+    ids = prompt[0].tolist()
 
     def without_cache():
         seq = prompt
@@ -137,45 +142,75 @@ def bench_generate(model: GPT, prompt_len: int, new_tokens: int, repeats: int) -
             logits, _ = model(seq)
             seq = torch.cat([seq, logits[:, -1:].argmax(-1)], dim=1)
 
-    out = {}
-    for name, fn in (("with_kv_cache", with_cache), ("without_kv_cache", without_cache)):
+    fns = {"ours_kv_cache": lambda: generate(model, ids, new_tokens, set()), "ours_without_cache": without_cache}
+    try:
+        hf = _hf_llama(model)
+        mask = torch.ones_like(prompt)
+        fns["hf_llama_kv_cache"] = lambda: hf.generate(prompt, attention_mask=mask, max_new_tokens=new_tokens,
+                                                       min_new_tokens=new_tokens, do_sample=False,
+                                                       eos_token_id=None, pad_token_id=0)
+        same = generate(model, ids, new_tokens, set()) == fns["hf_llama_kv_cache"]()[0, prompt_len:].tolist()
+    except ImportError:
+        same = None
+    rates = {name: [] for name in fns}
+    for name, fn in fns.items():
         fn()  # warm-up
-        ts = []
-        for _ in range(repeats):
+    for _ in range(repeats):  # interleaved, like the training steps
+        for name, fn in fns.items():
             t0 = time.perf_counter()
             fn()
-            ts.append(time.perf_counter() - t0)
-        out[name] = {"tokens_per_s": round(new_tokens / statistics.median(ts), 1)}
-    out["kv_cache_speedup"] = round(out["with_kv_cache"]["tokens_per_s"] / out["without_kv_cache"]["tokens_per_s"], 2)
+            rates[name].append(new_tokens / (time.perf_counter() - t0))
+    out = {name: {"tokens_per_s": round(statistics.median(r), 1)} for name, r in rates.items()}
+    out["kv_cache_speedup"] = round(out["ours_kv_cache"]["tokens_per_s"] / out["ours_without_cache"]["tokens_per_s"], 2)
+    if "hf_llama_kv_cache" in out:
+        out["ratio_vs_hf_llama"] = round(out["ours_kv_cache"]["tokens_per_s"] / out["hf_llama_kv_cache"]["tokens_per_s"], 3)
+        out["same_greedy_ids_as_hf"] = same
+        out["goal"] = ">= 1.5"
     out.update(prompt_tokens=prompt_len, new_tokens=new_tokens)
     return out
+
+
+def _ratios(train: dict, names: list[str]) -> None:
+    for name in names:
+        train[f"ratio_tokens_per_s_{name}"] = round(train[name]["tokens_per_s"] / train["baseline"]["tokens_per_s"], 3)
+        train[f"ratio_tokens_per_cpu_s_{name}"] = round(
+            train[name]["tokens_per_cpu_s"] / train["baseline"]["tokens_per_cpu_s"], 3)
+    train["load_average_1m"] = round(os.getloadavg()[0], 1)  # > threads: shared cores, wall figures are noisy
+    train["goal"] = ">= 1.0"
 
 
 def cpu_bench(args) -> dict:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     vocab, d, layers, heads, seq, batch = 8192, 384, 6, 6, 256, 8
-    ours = GPT(ModelConfig(vocab_size=vocab, n_layer=layers, n_head=heads, n_kv_head=heads, d_model=d,
-                           d_ff=1024, max_seq_len=seq))
-    baseline = BaselineGPT(vocab, d, layers, heads, seq)
-    # Our code configured as the baseline's architecture: separates implementation overhead from
-    # the cost of the architecture (RoPE and RMSNorm are extra elementwise passes in eager mode).
-    ours_gpt2 = GPT(ModelConfig(vocab_size=vocab, n_layer=layers, n_head=heads, n_kv_head=heads, d_model=d,
-                                d_ff=4 * d, max_seq_len=seq, positions="learned", norm="layernorm", mlp="gelu"))
+    shape = (vocab, d, layers, heads, seq)
     device = torch.device("cpu")
-    train = bench_train({"ours": ours, "baseline": baseline, "ours_as_gpt2": ours_gpt2}, device, batch, seq,
-                        vocab, args.warmup, args.steps)
-    for name in ("ours", "ours_as_gpt2"):
-        suffix = "" if name == "ours" else "_gpt2_variant"
-        train[f"ratio_tokens_per_s{suffix}"] = round(train[name]["tokens_per_s"] / train["baseline"]["tokens_per_s"], 3)
-        train[f"ratio_tokens_per_cpu_s{suffix}"] = round(
-            train[name]["tokens_per_cpu_s"] / train["baseline"]["tokens_per_cpu_s"], 3)
-    train["load_average_1m"] = round(os.getloadavg()[0], 1)  # > threads: shared cores, wall figures are noisy
-    train["goal"] = ">= 1.0"
-    return {"shape": {"n_layer": layers, "d_model": d, "n_head": heads, "seq_len": seq, "batch": batch,
-                      "vocab": vocab, "threads": args.threads},
-            "train": train,
-            "generate": bench_generate(ours, 16, args.new_tokens, args.gen_repeats)}
+    models = {"ours_recipe": _ours(*shape, recipe=True), "ours_llama": _ours(*shape, recipe=False),
+              "baseline": BaselineGPT(vocab, d, layers, heads, seq)}
+    train = bench_train(models, device, batch, seq, vocab, args.warmup, args.steps)
+    _ratios(train, ["ours_recipe", "ours_llama"])
+    report = {"shape": {"n_layer": layers, "d_model": d, "n_head": heads, "seq_len": seq, "batch": batch,
+                        "vocab": vocab, "threads": args.threads},
+              "train_eager": train}
+    if not args.no_cpu_compile:  # inductor on CPU (gcc): compile time is excluded by the warm-up steps
+        compiled = bench_train({"ours_recipe": models["ours_recipe"], "baseline": models["baseline"]}, device, batch,
+                               seq, vocab, args.warmup + 1, args.steps, compile_=True)
+        _ratios(compiled, ["ours_recipe"])
+        report["train_compiled"] = compiled
+    torch.manual_seed(0)
+    llama = _ours(*shape, recipe=False)
+    report["generate"] = bench_generate(llama, 16, args.new_tokens, args.gen_repeats)
+    report["generate_recipe_tokens_per_s"] = bench_generate_ours_only(models["ours_recipe"], 16, args.new_tokens,
+                                                                      args.gen_repeats)
+    return report
+
+
+@torch.no_grad()
+def bench_generate_ours_only(model: GPT, prompt_len: int, new_tokens: int, repeats: int) -> float:
+    """The recipe's decoding speed (transformers has no exact equivalent of it to compare)."""
+    from lib.infer.generate import generate
+    ids = torch.randint(0, model.cfg.vocab_size, (prompt_len,), generator=torch.Generator().manual_seed(1)).tolist()
+    return _median_rate(lambda: generate(model.eval(), ids, new_tokens, set()), new_tokens, repeats)
 
 
 def gpu_bench(args) -> dict:
@@ -183,8 +218,7 @@ def gpu_bench(args) -> dict:
     device = torch.device("cuda")
     vocab, d, layers, heads, seq, batch = 50304, 768, 12, 12, 1024, args.gpu_batch
     torch.manual_seed(0)
-    ours = GPT(ModelConfig(vocab_size=vocab, n_layer=layers, n_head=heads, n_kv_head=heads, d_model=d,
-                           d_ff=2048, max_seq_len=seq)).to(device)
+    ours = _ours(vocab, d, layers, heads, seq, recipe=True).to(device)
     baseline = BaselineGPT(vocab, d, layers, heads, seq).to(device)
     train = bench_train({"ours": ours, "baseline": baseline}, device, batch, seq, vocab, args.gpu_warmup,
                         args.gpu_steps, compile_=not args.no_compile)
@@ -208,7 +242,8 @@ def main() -> None:
     ap.add_argument("--gpu-batch", type=int, default=16)
     ap.add_argument("--gpu-warmup", type=int, default=10)
     ap.add_argument("--gpu-steps", type=int, default=20)
-    ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--no-compile", action="store_true", help="GPU: eager only")
+    ap.add_argument("--no-cpu-compile", action="store_true", help="CPU: skip the torch.compile measurement")
     ap.add_argument("--peak-tflops", type=float, default=0.0, help="override the device's bf16 peak")
     ap.add_argument("--skip-cpu", action="store_true")
     args = ap.parse_args()

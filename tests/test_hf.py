@@ -302,8 +302,8 @@ def test_export_refuses_variants_llama_cannot_hold(tmp_path, tok_dir, tok, key, 
 
 
 def test_export_refuses_unknown_model_params_and_wrong_tokenizer(tmp_path, tok_dir, tok):
-    with pytest.raises(UserError, match="qk_norm"):
-        convert.check_exportable({"n_layer": 1, "vocab_size": 10, "qk_norm": True})
+    with pytest.raises(UserError, match="made_up_switch"):
+        convert.check_exportable({"n_layer": 1, "vocab_size": 10, "made_up_switch": True})
     model = random_model(tok.vocab_size, n_layer=1)
     save_model(tmp_path / "m", model, "0" * 64)
     with pytest.raises(UserError, match="different tokenizer"):

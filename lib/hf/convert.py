@@ -6,9 +6,13 @@ Llama uses, so q/k weights need no permutation --, SwiGLU MLP (down(silu(gate(x)
 no biases, grouped-query attention (a k/v head serves n_head / n_kv_head consecutive q heads,
 as ``repeat_kv`` does), optionally tied input and output embeddings. The mapping is a pure rename.
 
-Variants transformers' Llama cannot represent (learned, sinusoidal or no positions, LayerNorm,
-the GELU MLP) are refused, naming the param; so is any config key this module does not know,
-because silently dropping an architecture switch would export a different model.
+``qk_norm`` (an RMSNorm with a gain on each head's queries and keys, before RoPE, eps 1e-6) is
+exactly transformers' Qwen3 layout: such a model exports as ``Qwen3ForCausalLM`` with
+``self_attn.q_norm`` / ``k_norm``, everything else as for Llama. ``zero_init_proj`` is an init,
+not an architecture. Variants neither can represent (learned, sinusoidal or no positions,
+LayerNorm, the GELU or ReLU² MLPs, logit soft-capping) are refused, naming the param; so is any
+config key this module does not know, because silently dropping an architecture switch would
+export a different model.
 """
 from __future__ import annotations
 
@@ -25,13 +29,17 @@ PROVENANCE_KEY = "hpc_lm"  # our original config, kept inside the HF config.json
 LLAMA_VARIANT = {"positions": "rope", "norm": "rmsnorm", "mlp": "swiglu"}
 # keys that change the architecture and are mapped below
 ARCH_KEYS = {"n_layer", "n_head", "n_kv_head", "d_model", "d_ff", "max_seq_len", "rope_theta",
-             "tie_embeddings", "vocab_size"}
+             "tie_embeddings", "vocab_size", "qk_norm"}
 # keys that only matter for training (transformers' Llama is exported for inference)
-TRAINING_KEYS = {"dropout", "attn_dropout", "init_std"}
+TRAINING_KEYS = {"dropout", "attn_dropout", "init_std", "zero_init_proj"}
+# key -> (the value that means "off", why no transformers layout we export holds it otherwise)
+REFUSED = {"logit_softcap": (0.0, "Gemma 2 soft-caps logits but differs from our model elsewhere (scaled "
+                                  "embeddings, (1 + w) norm gains, GeGLU, extra norms); Llama and Qwen3 "
+                                  "have no soft-capping")}
 VARIANT_HINTS = {
     "positions": "transformers' Llama only has RoPE; no standard decoder there uses our {value} positions",
     "norm": "transformers' Llama only has RMSNorm",
-    "mlp": "transformers' Llama only has the gated SwiGLU MLP; our GELU MLP is not gated",
+    "mlp": "transformers' Llama and Qwen3 only have the gated SwiGLU MLP; our {value} MLP is not gated",
 }
 
 
@@ -42,10 +50,15 @@ def check_exportable(model_cfg: dict, where: str = "model config") -> None:
         if value != supported:
             raise UserError(f"{where}: {key}={value!r} cannot be exported to the Hugging Face format "
                             f"({VARIANT_HINTS[key].format(value=value)}); train with {key}: {supported} to export")
+    for key, (off, why) in REFUSED.items():
+        value = model_cfg.get(key, off)
+        if value != off:
+            raise UserError(f"{where}: {key}={value!r} cannot be exported to the Hugging Face format ({why}); "
+                            f"train with {key}: {off} to export")
     # A param this module does not know may change the architecture; at its default it is the
     # original model (lib.model.gpt's convention for new fields), anything else is refused.
     defaults = _model_defaults()
-    unknown = sorted(k for k in set(model_cfg) - ARCH_KEYS - TRAINING_KEYS - set(LLAMA_VARIANT)
+    unknown = sorted(k for k in set(model_cfg) - ARCH_KEYS - TRAINING_KEYS - set(LLAMA_VARIANT) - set(REFUSED)
                      if k not in defaults or model_cfg[k] != defaults[k])
     if unknown:
         raise UserError(f"{where}: the exporter does not know the model param(s) "
@@ -62,15 +75,19 @@ def _model_defaults() -> dict:
 
 def hf_config(model_cfg: dict, tokenizer_sha256: str | None = None, dtype: str = "float32",
               ids: tuple[int, int, int] = (BOS, EOS, PAD)) -> dict:
-    """The transformers ``config.json`` of a ``LlamaForCausalLM`` equal to our model; ``ids`` are
-    the tokenizer's (bos, eos, pad) -- fixed for ours, the base's for an adapted model."""
+    """The transformers ``config.json`` of a ``LlamaForCausalLM`` (a ``Qwen3ForCausalLM`` with
+    qk_norm) equal to our model; ``ids`` are the tokenizer's (bos, eos, pad) -- fixed for ours,
+    the base's for an adapted model."""
     check_exportable(model_cfg)
     c = model_cfg
     n_head = c["n_head"]
     theta = float(c.get("rope_theta", 10000.0))
+    qwen3 = {"use_sliding_window": False, "sliding_window": None, "max_window_layers": c["n_layer"],
+             "layer_types": ["full_attention"] * c["n_layer"]} if c.get("qk_norm") else {}
     return {
-        "architectures": ["LlamaForCausalLM"],
-        "model_type": "llama",
+        "architectures": [architecture(c)],
+        "model_type": "qwen3" if qwen3 else "llama",
+        **qwen3,
         "vocab_size": c["vocab_size"],
         "hidden_size": c["d_model"],
         "intermediate_size": c["d_ff"],
@@ -104,7 +121,11 @@ def generation_config(end_id: int, ids: tuple[int, int, int] = (BOS, EOS, PAD)) 
     return {"bos_token_id": ids[0], "eos_token_id": [ids[1], end_id], "pad_token_id": ids[2], "do_sample": False}
 
 
-def weight_names(n_layer: int, tie_embeddings: bool) -> list[tuple[str, str]]:
+def architecture(model_cfg: dict) -> str:
+    return "Qwen3ForCausalLM" if model_cfg.get("qk_norm") else "LlamaForCausalLM"
+
+
+def weight_names(n_layer: int, tie_embeddings: bool, qk_norm: bool = False) -> list[tuple[str, str]]:
     """(our name, transformers' name) for every stored tensor."""
     pairs = [("embed.weight", "model.embed_tokens.weight")]
     for i in range(n_layer):
@@ -120,6 +141,9 @@ def weight_names(n_layer: int, tie_embeddings: bool) -> list[tuple[str, str]]:
             (ours + "mlp.w_up.weight", hf + "mlp.up_proj.weight"),
             (ours + "mlp.w_down.weight", hf + "mlp.down_proj.weight"),
         ]
+        if qk_norm:
+            pairs += [(ours + "attn.q_norm.weight", hf + "self_attn.q_norm.weight"),
+                      (ours + "attn.k_norm.weight", hf + "self_attn.k_norm.weight")]
     pairs.append(("norm.weight", "model.norm.weight"))
     if not tie_embeddings:
         pairs.append(("lm_head.weight", "lm_head.weight"))
@@ -140,7 +164,7 @@ def rename(state: dict, pairs: list[tuple[str, str]], where: str, optional: set[
 def to_hf_weights(state: dict, model_cfg: dict, where: str) -> dict:
     tie = bool(model_cfg.get("tie_embeddings", True))
     # a tied checkpoint may carry lm_head.weight (an older save); it is embed.weight, drop it
-    return rename(state, weight_names(model_cfg["n_layer"], tie), where,
+    return rename(state, weight_names(model_cfg["n_layer"], tie, bool(model_cfg.get("qk_norm"))), where,
                   optional={"lm_head.weight"} if tie else set())
 
 

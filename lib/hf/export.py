@@ -3,7 +3,8 @@ Hugging Face model directory that ``transformers.AutoModelForCausalLM`` / ``Auto
 offline, lm-evaluation-harness evaluates (``--model hf``) and llama.cpp's convert_hf_to_gguf.py
 converts:
 
-    config.json              LlamaForCausalLM config (+ our original config under "hpc_lm")
+    config.json              LlamaForCausalLM config, Qwen3ForCausalLM with qk_norm (+ our original
+                             config under "hpc_lm")
     generation_config.json   greedy; stops at </s> or <|end|>
     model.safetensors        the weights, renamed (lib/hf/convert.py)
     tokenizer.json           the SentencePiece model as a tokenizers JSON (lib/hf/tokenizer.py)
@@ -76,7 +77,7 @@ def export_model(model_dir: str | os.PathLike, tokenizer_dir: str | os.PathLike,
         write_json(tmp / "special_tokens_map.json", hf_tok.special_tokens_map(model_bytes))
         if tokenizer.kind == "sentencepiece":
             (tmp / MODEL_FILE).write_bytes(model_bytes)
-    return {"architecture": "LlamaForCausalLM", "parameters": sum(v.numel() for v in weights.values()),
+    return {"architecture": convert.architecture(cfg), "parameters": sum(v.numel() for v in weights.values()),
             "tensors": len(weights), "dtype": dtype, "bytes": (out_dir / WEIGHTS_FILE).stat().st_size}
 
 

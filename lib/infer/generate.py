@@ -10,6 +10,7 @@ so a row's tokens are exactly those it would get alone. Generation stops per row
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Iterator, Sequence
 
 import torch
@@ -177,11 +178,30 @@ def _run(model: GPT, prompts: list[list[int]], max_new_tokens: int, stop_ids: se
             valid = torch.cat([valid, torch.ones(B, 1, dtype=torch.bool)], dim=1)
             live = pos[torch.tensor(active)]
             pos = pos.clamp(max=max_len - 1)  # finished rows still ride along; keep their index in range
-            logits, _ = model(new, caches=caches, start_pos=int(live.max()), positions=pos[:, None].to(device),
-                              attn_mask=valid[:, None, None, :].to(device))
+            with _decode_threads(device):
+                logits, _ = model(new, caches=caches, start_pos=int(live.max()), positions=pos[:, None].to(device),
+                                  attn_mask=valid[:, None, None, :].to(device))
         else:
-            logits, _ = model(new, caches=caches, start_pos=T + step)
+            with _decode_threads(device):
+                logits, _ = model(new, caches=caches, start_pos=T + step)
         step += 1
+
+
+@contextlib.contextmanager
+def _decode_threads(device: torch.device):
+    """One CPU thread for a one-token forward. Its matmuls are too small to split, and each of
+    its ~100 ops is a parallel region whose threads wait for one another: at 2 threads on a
+    shared machine that wait cost ~10x the CPU time of the work (bench_model's generation
+    figures). Prefill, with whole prompts, keeps every thread."""
+    if device.type != "cpu" or torch.get_num_threads() == 1:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _ends_with_stop(tokenizer, ids: list[int], stop_strings: Sequence[str], max_stop: int) -> bool:

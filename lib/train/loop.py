@@ -23,6 +23,7 @@ from lib.core.runtime import autocast, mfu
 from lib.train import distributed as D
 from lib.train.distributed import SINGLE, DistContext
 from lib.train.log import TrainLog
+from lib.train.optim import build_optimizer, set_lr
 from lib.train.params import RunPlan, TrainParams
 from lib.train.schedule import lr_at
 from lib.train.state import LoopState, StateFile, TrainResult
@@ -31,13 +32,10 @@ Batch = tuple[torch.Tensor, ...]  # (inputs, targets) or (inputs, targets, loss_
 MAX_CONSECUTIVE_SKIPS = 8  # on_nan: skip gives up after this many bad batches in a row: it is divergence
 
 
-def make_optimizer(model: torch.nn.Module, params: TrainParams, device: torch.device) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only (not on norms' gains or biases); the fused
-    single-kernel implementation on CUDA."""
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in trainable if p.dim() >= 2], "weight_decay": params.weight_decay},
-              {"params": [p for p in trainable if p.dim() < 2], "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=params.lr, betas=(params.beta1, params.beta2), fused=device.type == "cuda")
+def make_optimizer(model: torch.nn.Module, params: TrainParams, device: torch.device, fsdp: bool = False):
+    """``params.optimizer``: AdamW (weight decay on matrices only, fused on CUDA) or Muon for the
+    hidden matrices with AdamW for the rest, each role at its own rate (lib/train/optim.py)."""
+    return build_optimizer(model, params, device, fsdp)
 
 
 def prepare(model: torch.nn.Module, params: TrainParams, ctx: DistContext, device: torch.device) -> torch.nn.Module:
@@ -72,8 +70,7 @@ class Stepper:
     def __call__(self, step: int) -> StepStats | None:
         t0 = time.perf_counter()
         lr = lr_at(step, self.params, self.plan.steps)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        set_lr(self.optimizer, lr, self.params.lr)  # every role's rate follows the one schedule
         self.model.train()
         loss, n_tokens = self._forward_backward(step)
         grad_norm = D.full_tensor(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip))
@@ -183,7 +180,7 @@ def train(model: torch.nn.Module, params: TrainParams, plan: RunPlan, device: to
     ``finish(state_path)``: a kill between the last step and the outputs loses nothing.
     """
     module = prepare(model, params, ctx, device)
-    optimizer = make_optimizer(model, params, device)
+    optimizer = make_optimizer(model, params, device, ctx.fsdp)
     file = StateFile(state_path, run_key)
     resumed = file.resume(model, optimizer, ctx)
     state, done = resumed if resumed else (LoopState(), False)

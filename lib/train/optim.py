@@ -40,6 +40,7 @@ class OptimParams:
     head_lr: float | None = None      # an untied head's AdamW rate; None: = lr
     muon_lr: float = 0.02             # Muon's peak rate for the hidden matrices
     muon_momentum: float = 0.95
+    muon_weight_decay: float = 0.0    # Muon's decoupled decay (lr * wd a step, at Muon's ~10x larger lr)
 
     def __post_init__(self):
         check(self.optimizer in OPTIMIZERS, "optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
@@ -48,7 +49,8 @@ class OptimParams:
             value = getattr(self, name)
             check(value is None or value > 0, name, "must be > 0 or null (= lr)")
         check(0.0 <= self.muon_momentum < 1.0, "muon_momentum", "must be in [0, 1)")
-        check(self.weight_decay >= 0, "weight_decay", "must be >= 0")
+        check(self.weight_decay >= 0 and self.muon_weight_decay >= 0, "weight_decay",
+              "weight_decay and muon_weight_decay must be >= 0")
 
 
 def optim_params(source) -> OptimParams:
@@ -84,7 +86,7 @@ def _adamw_groups(roles: dict, p: OptimParams, with_hidden: bool) -> list[dict]:
         groups += [{"params": roles[r], "weight_decay": p.weight_decay, "lr": rates[r], "role": r}
                    for r in matrices if roles[r]]
     groups.append({"params": roles["gain"], "weight_decay": 0.0, "lr": p.lr, "role": "gain"})
-    return [g for g in groups if g["params"]]
+    return [{**g, "initial_lr": g["lr"]} for g in groups if g["params"]]
 
 
 class MuonAdamW:
@@ -131,13 +133,12 @@ def build_optimizer(model: nn.Module, params, device: torch.device, fsdp: bool =
                             "(Muon orthogonalises whole matrices); use parallel: ddp or optimizer: adamw")
         if not roles["hidden"]:
             raise UserError("optimizer: muon found no trainable hidden matrices (LoRA? use optimizer: adamw)")
-        muon = torch.optim.Muon([{"params": roles["hidden"], "lr": p.muon_lr, "role": "hidden"}], lr=p.muon_lr,
-                                weight_decay=p.weight_decay, momentum=p.muon_momentum, nesterov=True)
+        hidden = {"params": roles["hidden"], "lr": p.muon_lr, "initial_lr": p.muon_lr, "role": "hidden"}
+        muon = torch.optim.Muon([hidden], lr=p.muon_lr,
+                                weight_decay=p.muon_weight_decay, momentum=p.muon_momentum, nesterov=True)
         adamw = torch.optim.AdamW(_adamw_groups(roles, p, with_hidden=False), lr=p.lr,
                                   betas=(p.beta1, p.beta2), fused=fused)
         opt = MuonAdamW(muon, adamw)
-    for group in opt.param_groups:
-        group["initial_lr"] = group["lr"]
     return opt
 
 
@@ -145,3 +146,10 @@ def set_lr_scale(optimizer, scale: float) -> None:
     """Every group at its own peak rate times the schedule's factor (lr_at(step) / lr)."""
     for group in optimizer.param_groups:
         group["lr"] = group["initial_lr"] * scale
+
+
+def set_lr(optimizer, lr: float, peak: float) -> None:
+    """The schedule's ``lr`` (peaking at ``peak``) for every group: groups at ``peak`` get ``lr``
+    itself (bit for bit what a one-rate optimizer gets), the others their rate scaled alike."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr if group["initial_lr"] == peak else group["initial_lr"] * (lr / peak)

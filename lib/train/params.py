@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lib.core.params import check
+from lib.train.optim import optim_params
 
 SCHEDULES = ("cosine", "linear", "constant")
 DEVICES = ("cpu", "cuda", "auto")
@@ -24,6 +25,12 @@ class TrainParams:
     weight_decay: float = 0.1        # on matrices only, never on gains or biases
     beta1: float = 0.9
     beta2: float = 0.95
+    optimizer: str = "adamw"         # adamw | muon (hidden matrices; AdamW for embeddings, head, gains)
+    embed_lr: float | None = None    # embeddings' peak rate; null: = lr
+    head_lr: float | None = None     # an untied head's peak rate; null: = lr
+    muon_lr: float = 0.02            # Muon's peak rate (the hidden matrices)
+    muon_momentum: float = 0.95
+    muon_weight_decay: float = 0.0   # Muon's decoupled decay, lr * wd a step
     grad_clip: float = 1.0           # <= 0: no clipping (the norm is still logged)
     eval_every: int = 100            # validate every N steps (and at the end)
     early_stop_patience: int = 0     # stop after this many validations without a new best; 0: never
@@ -44,6 +51,7 @@ class TrainParams:
         check(self.warmup_steps >= 0, "warmup_steps", "must be >= 0")
         check(self.schedule in SCHEDULES, "schedule", f"must be one of {', '.join(SCHEDULES)}")
         check(self.weight_decay >= 0, "weight_decay", "must be >= 0")
+        optim_params(self)  # the optimizer keys' own checks, naming the key
         check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "beta1", "beta1 and beta2 must be in [0, 1)")
         check(self.eval_every >= 1, "eval_every", "must be >= 1")
         check(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")

@@ -1,0 +1,78 @@
+"""The benchmarks' third-party-style baseline: a GPT-2 as nanoGPT trains it, written here from
+the published recipe (not copied): learned absolute positions, LayerNorm, a 4x GELU MLP, one
+fused qkv projection, tied input/output embeddings, N(0, 0.02) init with the residual
+projections at 0.02 / sqrt(2 * n_layer); AdamW with weight decay on the matrices only, betas
+(0.9, 0.95), gradient clipping at 1.0, and nanoGPT's schedule: linear warmup, cosine decay to
+min_lr = lr / 10 at the last iteration. nanoGPT's train.py defaults to bias=False and dropout 0
+for pretraining; so does this.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class BaselineBlock(nn.Module):
+    def __init__(self, d: int, n_head: int, bias: bool = False):
+        super().__init__()
+        self.n_head = n_head
+        self.ln_1, self.ln_2 = nn.LayerNorm(d, bias=bias), nn.LayerNorm(d, bias=bias)
+        self.c_attn = nn.Linear(d, 3 * d, bias=bias)
+        self.c_proj = nn.Linear(d, d, bias=bias)
+        self.c_fc = nn.Linear(d, 4 * d, bias=bias)
+        self.mlp_proj = nn.Linear(4 * d, d, bias=bias)
+        self.gelu = nn.GELU()  # exact erf GELU, as nanoGPT's MLP
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + self.c_proj(y.transpose(1, 2).reshape(B, T, C))
+        return x + self.mlp_proj(self.gelu(self.c_fc(self.ln_2(x))))
+
+
+class BaselineGPT(nn.Module):
+    def __init__(self, vocab: int, d: int, n_layer: int, n_head: int, max_len: int, bias: bool = False):
+        super().__init__()
+        self.wte, self.wpe = nn.Embedding(vocab, d), nn.Embedding(max_len, d)
+        self.blocks = nn.ModuleList(BaselineBlock(d, n_head, bias) for _ in range(n_layer))
+        self.ln_f = nn.LayerNorm(d, bias=bias)
+        self.head = nn.Linear(d, vocab, bias=False)
+        self.head.weight = self.wte.weight  # weight tying
+        for name, p in self.named_parameters():
+            if p.dim() == 2:
+                std = 0.02 / math.sqrt(2 * n_layer) if name.endswith(("c_proj.weight", "mlp_proj.weight")) else 0.02
+                nn.init.normal_(p, mean=0.0, std=std)
+            elif name.endswith(".bias"):
+                nn.init.zeros_(p)
+
+    def forward(self, idx, targets=None):
+        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device))
+        for block in self.blocks:
+            x = block(x)
+        logits = self.head(self.ln_f(x))
+        if targets is None:
+            return logits, None
+        return logits, F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1))
+
+
+def baseline_optimizer(model: nn.Module, lr: float, weight_decay: float = 0.1, betas=(0.9, 0.95),
+                       device: torch.device | None = None) -> torch.optim.AdamW:
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=device is not None and device.type == "cuda")
+
+
+def nanogpt_lr(it: float, lr: float, warmup_iters: float, decay_iters: float, min_lr: float) -> float:
+    """nanoGPT's get_lr: linear warmup, cosine to min_lr at decay_iters, min_lr after."""
+    if it < warmup_iters:
+        return lr * (it + 1) / (warmup_iters + 1)
+    if it > decay_iters:
+        return min_lr
+    ratio = (it - warmup_iters) / (decay_iters - warmup_iters)
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (lr - min_lr)

@@ -1,0 +1,236 @@
+"""Time to a given loss on real text: our recipe against a nanoGPT-style GPT-2, same budget.
+
+Both models have the same shape (6 layers, width 384, 6 heads, sequence 256, batch 8, the
+corpus's 8192-token vocab, fp32 on CPU) and see the same batches in the same order from a
+real-text corpus (bench/real_text.py: Debian's HTML documentation, packed by our own tokenizer,
+pack and shards code). Each gets the same training wall-clock budget; the LR schedules run on the
+fraction of that budget spent, so both anneal by the end of it. The two runs alternate in slices
+of a few seconds, so a change of load on a shared machine hits both alike; evaluation time is not
+counted. Both clocks are kept: wall seconds and this process's CPU seconds (the fairer figure
+when other jobs share the cores).
+
+Printed: validation loss (and bits per byte) against training seconds and tokens for both, the
+baseline's final validation loss, the time our recipe needed to reach it, and the ratio
+(baseline time / our time: the goal is >= 2).
+
+    uv run python -m bench.bench_time_to_loss               # ~20 minutes on 2 cores
+    uv run python -m bench.bench_time_to_loss --minutes 4   # a quicker, rougher look
+    uv run python -m bench.bench_time_to_loss --recipe '{"muon_lr": 0.03}'
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import real_text  # noqa: E402
+from bench.baseline_gpt import BaselineGPT, baseline_optimizer, nanogpt_lr  # noqa: E402
+from lib.model.config import ModelConfig  # noqa: E402
+from lib.model.gpt import GPT  # noqa: E402
+from lib.train.optim import OptimParams, build_optimizer, set_lr_scale  # noqa: E402
+
+SHAPES = {"issue": dict(n_layer=6, d_model=384, n_head=6, seq_len=256, batch=8),  # bench_model's shape
+          "small": dict(n_layer=4, d_model=256, n_head=4, seq_len=256, batch=8)}  # ~3x the steps per second
+# Our recipe: every field is a params.yaml key (pretrain.model.* or pretrain.*).
+RECIPE = dict(qk_norm=True, mlp="relu2", d_ff_mult=4, zero_init_proj=True, logit_softcap=15.0,
+              tie_embeddings=False, optimizer="muon", muon_lr=0.02, muon_momentum=0.95, muon_weight_decay=0.0,
+              lr=0.01, embed_lr=0.02, head_lr=0.004, weight_decay=0.0, beta1=0.9, beta2=0.95,
+              warmup=0.02, schedule="linear", min_lr_ratio=0.1, grad_clip=1.0)
+# nanoGPT's baby-GPT recipe at this very shape (config/train_shakespeare_char.py): lr 1e-3,
+# min_lr lr/10, beta2 0.99, warmup 100 of 5000 iterations; dropout 0 (under one epoch of data).
+BASELINE = dict(lr=1e-3, min_lr_ratio=0.1, beta1=0.9, beta2=0.99, weight_decay=0.1, warmup=0.02, grad_clip=1.0)
+
+
+def recipe_scale(progress: float, r: dict) -> float:
+    """Our loop's schedule (lib.train.loop.lr_at) on budget progress in [0, 1]: warmup, then
+    cosine or linear decay to min_lr_ratio."""
+    if progress < r["warmup"]:
+        return (progress + 1e-3) / (r["warmup"] + 1e-3)
+    t = min(1.0, (progress - r["warmup"]) / (1 - r["warmup"]))
+    shape = 1 - t if r["schedule"] == "linear" else 0.5 * (1 + math.cos(math.pi * t))
+    return r["min_lr_ratio"] + shape * (1 - r["min_lr_ratio"])
+
+
+class Run:
+    """One model's training, advanced a slice at a time; its clocks count training only."""
+
+    def __init__(self, name, model, optimizer, scale_fn, grad_clip, budget_s):
+        self.name, self.model, self.opt, self.scale_fn = name, model, optimizer, scale_fn
+        self.grad_clip, self.budget_s = grad_clip, budget_s
+        self.step = self.tokens = 0
+        self.wall = self.cpu = 0.0
+        self.curve: list[dict] = []
+        self.next_eval = 0.0
+
+    @property
+    def done(self) -> bool:
+        return self.wall >= self.budget_s
+
+    def train_slice(self, slice_s: float, batch, evaluate, eval_every_s: float) -> None:
+        end = min(self.wall + slice_s, self.budget_s)
+        while self.wall < end:
+            if self.wall >= self.next_eval:
+                self.record(evaluate)
+            t0, c0 = time.perf_counter(), time.process_time()
+            set_lr_scale(self.opt, self.scale_fn(self.wall / self.budget_s))
+            self.model.train()
+            x, y = batch(self.step)
+            _, loss = self.model(x, y)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            self.opt.step()
+            self.opt.zero_grad(set_to_none=True)
+            self.wall += time.perf_counter() - t0
+            self.cpu += time.process_time() - c0
+            self.step += 1
+            self.tokens += x.numel()
+            self.last_train_loss = loss.item()
+        if self.done:
+            self.record(evaluate)
+
+    def record(self, evaluate) -> None:
+        self.curve.append({"train_s": round(self.wall, 2), "cpu_s": round(self.cpu, 2), "step": self.step,
+                           "tokens": self.tokens, "val_loss": round(evaluate(self.model), 4),
+                           "load_1m": round(os.getloadavg()[0], 2)})
+        self.next_eval += self.eval_every_s
+
+
+def make_runs(s: dict, vocab: int, budget_s: float, recipe: dict, base: dict) -> list[Run]:
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=vocab, n_layer=s["n_layer"], n_head=s["n_head"], n_kv_head=s["n_head"],
+                      d_model=s["d_model"], max_seq_len=s["seq_len"], dropout=0.0,
+                      d_ff=int(recipe["d_ff_mult"] * s["d_model"]),
+                      **{k: recipe[k] for k in ("qk_norm", "mlp", "zero_init_proj", "logit_softcap",
+                                                "tie_embeddings")})
+    ours = GPT(cfg)
+    optim = OptimParams(**{k: recipe[k] for k in OptimParams.__dataclass_fields__ if k in recipe})
+    ours_opt = build_optimizer(ours, optim, torch.device("cpu"))
+    torch.manual_seed(0)
+    baseline = BaselineGPT(vocab, s["d_model"], s["n_layer"], s["n_head"], s["seq_len"])
+    base_opt = baseline_optimizer(baseline, base["lr"], base["weight_decay"], (base["beta1"], base["beta2"]))
+    for g in base_opt.param_groups:
+        g["initial_lr"] = base["lr"]
+
+    def base_scale(progress: float) -> float:  # nanoGPT's get_lr on 1000 pseudo-iterations of the budget
+        n = 1000
+        return nanogpt_lr(progress * n, 1.0, base["warmup"] * n, n, base["min_lr_ratio"])
+    return [Run("ours", ours, ours_opt, lambda p: recipe_scale(p, recipe), recipe["grad_clip"], budget_s),
+            Run("baseline", baseline, base_opt, base_scale, base["grad_clip"], budget_s)]
+
+
+def batcher(train: np.ndarray, seq: int, batch: int, seed: int = 0):
+    """Batch i: windows at starts drawn from a generator seeded by i: the same for both runs."""
+    def get(i: int):
+        starts = np.random.default_rng([seed, i]).integers(0, len(train) - seq - 1, size=batch)
+        rows = np.stack([train[s:s + seq + 1] for s in starts]).astype(np.int64)
+        t = torch.from_numpy(rows)
+        return t[:, :-1], t[:, 1:]
+    return get
+
+
+def evaluator(val: np.ndarray, seq: int, windows: int, batch: int = 16):
+    step = max(seq + 1, (len(val) - seq - 1) // windows)
+    rows = torch.from_numpy(np.stack([val[i:i + seq + 1] for i in range(0, step * windows, step)]).astype(np.int64))
+
+    @torch.no_grad()
+    def evaluate(model) -> float:
+        model.eval()
+        total = 0.0
+        for i in range(0, len(rows), batch):
+            _, loss = model(rows[i:i + batch, :-1], rows[i:i + batch, 1:])
+            total += float(loss) * len(rows[i:i + batch])
+        return total / len(rows)
+    return evaluate
+
+
+def time_to(curve: list[dict], target: float, clock: str) -> float | None:
+    """First time the val loss reaches ``target``, linearly interpolated between evaluations."""
+    prev = None
+    for point in curve:
+        if point["val_loss"] <= target:
+            if prev is None:
+                return point[clock]
+            f = (prev["val_loss"] - target) / (prev["val_loss"] - point["val_loss"])
+            return round(prev[clock] + f * (point[clock] - prev[clock]), 2)
+        prev = point
+    return None
+
+
+def summarise(runs: list[Run], shape: dict, bits_per_token: float, corpus: dict, args, recipe, base) -> dict:
+    ours, baseline = runs
+    target = baseline.curve[-1]["val_loss"]
+    out = {"goal": "ours reaches the baseline's final val loss in <= 0.5x its time (speedup >= 2)",
+           "shape": {**shape, "vocab": corpus["vocab_size"], "threads": args.threads, "dtype": "float32"},
+           "corpus": corpus, "budget_s_per_model": runs[0].budget_s, "recipe": recipe, "baseline_recipe": base,
+           "baseline_final_val_loss": target}
+    for clock in ("train_s", "cpu_s"):
+        t = time_to(ours.curve, target, clock)
+        b = baseline.curve[-1][clock]
+        out[f"ours_{clock}_to_baseline_final"] = t
+        out[f"time_ratio_{clock}"] = None if t is None else round(t / b, 3)
+        out[f"speedup_{clock}"] = None if t is None else round(b / t, 2)
+    t_tok = time_to(ours.curve, target, "tokens")
+    out["token_ratio"] = None if t_tok is None else round(t_tok / baseline.curve[-1]["tokens"], 3)
+    for run in runs:
+        final = run.curve[-1]
+        out[run.name] = {"params": sum(p.numel() for p in run.model.parameters()), "steps": run.step,
+                         "tokens": run.tokens, "tokens_per_s": round(run.tokens / run.wall, 1),
+                         "final_val_loss": final["val_loss"],
+                         "final_val_bpb": round(final["val_loss"] * bits_per_token, 4),
+                         "best_val_loss": min(p["val_loss"] for p in run.curve), "curve": run.curve}
+    out["load_average_1m_max"] = max(p["load_1m"] for r in runs for p in r.curve)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--minutes", type=float, default=20.0, help="total, both runs and evaluation")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--shape", choices=sorted(SHAPES), default="issue")
+    ap.add_argument("--slice-s", type=float, default=5.0, help="training seconds per turn")
+    ap.add_argument("--evals", type=int, default=24, help="evaluations per run")
+    ap.add_argument("--val-windows", type=int, default=48)
+    ap.add_argument("--recipe", type=json.loads, default={}, help="JSON overrides of our recipe")
+    ap.add_argument("--baseline", type=json.loads, default={}, help="JSON overrides of the baseline's recipe")
+    ap.add_argument("--out", type=Path, help="also write the JSON here")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    recipe, base = {**RECIPE, **args.recipe}, {**BASELINE, **args.baseline}
+    corpus_dir = real_text.prepare(vocab_size=8192)
+    train, val, corpus = real_text.load(corpus_dir)
+    bits_per_token = corpus["val_tokens"] / corpus["val_text_bytes"] / math.log(2)
+    budget = args.minutes * 60 * 0.45  # per model; the rest goes to evaluation and warm-up
+    shape = SHAPES[args.shape]
+    runs = make_runs(shape, corpus["vocab_size"], budget, recipe, base)
+    batch, evaluate = batcher(train, shape["seq_len"], shape["batch"]), evaluator(val, shape["seq_len"],
+                                                                                 args.val_windows)
+    for run in runs:  # warm-up (allocator, kernels): forward and backward without a step, untimed
+        run.eval_every_s = budget / args.evals
+        for _ in range(2):
+            run.model(*batch(0))[1].backward()
+        run.opt.zero_grad(set_to_none=True)
+        evaluate(run.model)
+    while not all(r.done for r in runs):
+        for run in runs:
+            if not run.done:
+                run.train_slice(args.slice_s, batch, evaluate, run.eval_every_s)
+        print(" | ".join(f"{r.name}: {r.wall:6.0f}s step {r.step:5d} val {r.curve[-1]['val_loss']:.3f}"
+                         for r in runs), file=sys.stderr, flush=True)
+    report = summarise(runs, shape, bits_per_token, corpus, args, recipe, base)
+    text = json.dumps(report, indent=1)
+    if args.out:
+        args.out.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
