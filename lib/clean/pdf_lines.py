@@ -1,35 +1,46 @@
 """One PDF page to text lines in reading order.
 
-The words and their spaces are MuPDF's own: its span text already carries the spaces it infers
-from glyph gaps (TeX and Beamer PDFs position words instead of writing space glyphs), and with
+The words and their spaces are MuPDF's own: its text already carries the spaces it infers from
+glyph gaps (TeX and Beamer PDFs position words instead of writing space glyphs), and with
 TEXT_PRESERVE_LIGATURES off it expands ligatures itself. On top of that this module only does
 layout: number-only spans in the side margins (line numbers) and number-only lines at the top or
 bottom edge (page numbers) are dropped, and lines are put in reading order for two-column pages
 and for 2x2 slide handouts.
+
+Speed: the page comes out of MuPDF as its own JSON (fz_print_stext_page_as_json) with
+TEXT_PRESERVE_SPANS, so each "line" there is one run of one font with its box, size and family:
+the font data that headings and code need, at a fraction of the cost of get_text("dict") (which
+builds a Python dict per span and splits spans at every inferred space). Runs are put back into
+lines here the way MuPDF does it (same block, same baseline band, left to right, a gap under
+0.8 em); a gap wider than a quarter em between runs without a space becomes one.
 
 Works on lines (not MuPDF's blocks): a producer that writes both columns line by line makes
 blocks that straddle the columns, while each line's box tells its column reliably.
 """
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from dataclasses import dataclass
 
 import pymupdf
 
-FLAGS = pymupdf.TEXT_PRESERVE_WHITESPACE | pymupdf.TEXT_MEDIABOX_CLIP
+FLAGS = pymupdf.TEXT_PRESERVE_WHITESPACE | pymupdf.TEXT_MEDIABOX_CLIP | pymupdf.TEXT_PRESERVE_SPANS
 NUMBER_ONLY = re.compile(r"^\s*(?:[-\u2013\u2014(\[]?\s*(?:page\s+)?\d{1,5}(?:\s*(?:/|of)\s*\d{1,5})?"
                          r"\s*[-\u2013\u2014)\]]?|[ivxlcdm]{1,6})\s*$", re.I)
-_MONO = 8          # span flag bit: monospaced font
-_GAP_EM = 0.25     # a gap between two spans wider than this (in font sizes) is a word space
+_MONO = 8          # span flag bit: monospaced font (get_text("dict") fallback)
+_GAP_EM = 0.25     # a gap between two runs wider than this (in font sizes) is a word space
+_LINE_GAP_EM = 0.8  # a gap wider than this ends the line (MuPDF's own line break, measured)
+_BACK_EM = 0.6     # a run may start this far left of the line's end (kerning, raised letters)
 _BAND_GAP = 0.03   # an empty horizontal strip this tall (share of page height) separates bands
+_SCALE = 100.0     # MuPDF's JSON writes integer coordinates: ask for hundredths of a point
 
 pymupdf.TOOLS.mupdf_display_errors(False)
 pymupdf.TOOLS.mupdf_display_warnings(False)
 
 
-@dataclass
+@dataclass(slots=True)
 class Line:
     x0: float
     y0: float
@@ -40,55 +51,155 @@ class Line:
     size: float
 
 
-def _join(spans: list[dict]) -> str:
-    """Span texts joined; a space goes in where MuPDF split spans at a gap without writing one
+# A run: (x0, y0, x1, y1, text, size, mono); None between blocks.
+# A raw line: [x0, y0, x1, y1, runs, size].
+Run = tuple
+# One run ("line" under TEXT_PRESERVE_SPANS) of MuPDF's JSON, or a block's start. The writer's
+# key order is fixed; should it ever change, the count check in _runs falls back to json.loads.
+_JSON_RUN = re.compile(
+    r'"type":"(\w+)"|"wmode":\d+,"bbox":\{"x":(-?\d+),"y":(-?\d+),"w":(-?\d+),"h":(-?\d+),'
+    r'"flags":\d+\},"font":\{"name":"[^"\\]*(?:\\.[^"\\]*)*","family":"(\w)[^"]*",'
+    r'"weight":"[^"]*","style":"[^"]*","size":(-?\d+)\},"x":-?\d+,"y":-?\d+,'
+    r'"text":"([^"\\]*(?:\\.[^"\\]*)*)"\}')
+
+
+def _runs(page) -> list[Run | None]:
+    """The page's runs in MuPDF's order, None where a block starts: MuPDF's JSON (one C pass)
+    read with one regex, no Python object per key."""
+    tp = page.get_textpage(flags=FLAGS)
+    buf = pymupdf.mupdf.fz_new_buffer(1 << 16)
+    out = pymupdf.mupdf.FzOutput(buf)
+    pymupdf.mupdf.fz_print_stext_page_as_json(out, tp.this, _SCALE)
+    out.fz_close_output()
+    # "replace": a lone half of a surrogate pair (a glyph without a character) becomes U+FFFD
+    js = pymupdf.mupdf.fz_buffer_extract(buf).decode("utf-8", "replace")
+    found = _JSON_RUN.findall(js)
+    if len(found) - js.count('"type":"') != js.count('"wmode":'):
+        return _slow_runs(tp, js)
+    s = 1 / _SCALE
+    runs: list[Run | None] = []
+    append = runs.append
+    for kind, x, y, w, h, family, size, text in found:
+        if kind:
+            append(None)
+            continue
+        if "\\" in text:
+            text = json.loads(f'"{text}"')
+        x0, y0 = int(x) * s, int(y) * s
+        append((x0, y0, x0 + int(w) * s, y0 + int(h) * s, text, int(size) * s, family == "m"))
+    return runs
+
+
+def _slow_runs(tp, js: str) -> list[Run | None]:
+    """The same from json.loads, or from get_text("dict") if MuPDF's JSON does not parse."""
+    runs: list[Run | None] = []
+    s = 1 / _SCALE
+    try:
+        for block in json.loads(js)["blocks"]:
+            runs.append(None)
+            for r in block.get("lines", ()):
+                b, f = r["bbox"], r["font"]
+                x0, y0 = b["x"] * s, b["y"] * s
+                runs.append((x0, y0, x0 + b["w"] * s, y0 + b["h"] * s, r["text"],
+                             f["size"] * s, f["family"] == "monospace"))
+        return runs
+    except (ValueError, KeyError, TypeError):
+        runs = []
+    for block in tp.extractDICT()["blocks"]:
+        runs.append(None)
+        runs.extend((*sp["bbox"], sp["text"], sp["size"], bool(sp["flags"] & _MONO))
+                    for line in block.get("lines", ()) for sp in line["spans"])
+    return runs
+
+
+def _raw_lines(page) -> list[list]:
+    """[x0, y0, x1, y1, runs, size] per text line, whitespace-only runs at either end dropped:
+    runs of a block joined into lines (same baseline band, left to right, no wide gap)."""
+    raw: list[list] = []
+    cur = None
+    for run in _runs(page):
+        if run is None:
+            cur = None
+            continue
+        x0, y0, x1, y1, _, size, _ = run
+        if cur is not None:
+            cx1, cy0, cy1, big = cur[2], cur[1], cur[3], cur[5]
+            if size > big:
+                big = size
+            if cx1 - _BACK_EM * big <= x0 <= cx1 + _LINE_GAP_EM * big:
+                low = y1 if y1 < cy1 else cy1
+                high = y0 if y0 > cy0 else cy0
+                least = y1 - y0 if y1 - y0 < cy1 - cy0 else cy1 - cy0
+                if low - high > 0.5 * (least if least > 0.1 else 0.1):
+                    cur[4].append(run)
+                    if y0 < cy0:
+                        cur[1] = y0
+                    if x1 > cx1:
+                        cur[2] = x1
+                    if y1 > cy1:
+                        cur[3] = y1
+                    cur[5] = big
+                    continue
+        cur = [x0, y0, x1, y1, [run], size]
+        raw.append(cur)
+    out = []
+    for ln in raw:
+        runs = ln[4]
+        # whitespace-only runs at the ends carry nothing; inside a line they are the spaces
+        if not runs[0][4].strip() or not runs[-1][4].strip():
+            while runs and not runs[0][4].strip():
+                runs = runs[1:]
+            while runs and not runs[-1][4].strip():
+                runs = runs[:-1]
+            if not runs:
+                continue
+            ln[4] = runs
+        out.append(ln)
+    return out
+
+
+def _join(runs: list[Run]) -> str:
+    """Run texts joined; a space goes in where MuPDF left a gap between runs without writing one
     (a font switch right after a positioned space)."""
+    if len(runs) == 1:
+        return runs[0][4].strip()
     out: list[str] = []
-    for prev, span in zip([None, *spans], spans):
-        text = span["text"]
-        if prev is not None and out and not out[-1][-1:].isspace() and not text[:1].isspace():
-            if span["bbox"][0] - prev["bbox"][2] > _GAP_EM * min(span["size"], prev["size"]):
-                out.append(" ")
+    prev = None
+    for run in runs:
+        text = run[4]
+        if (prev is not None and not out[-1][-1:].isspace() and not text[:1].isspace()
+                and run[0] - prev[2] > _GAP_EM * min(run[5], prev[5])):
+            out.append(" ")
         out.append(text)
+        prev = run
     return "".join(out).strip()
 
 
-def _margin_number(span: dict, left: float, right: float, neighbour: dict | None) -> bool:
+def _margin_number(run: Run, left: float, right: float, neighbour: Run | None) -> bool:
     """A number in a side margin, set apart from the text beside it: a line number, not the
     "(0" that ends a sentence running into the margin of a slide."""
-    x0, _, x1, _ = span["bbox"]
-    if not NUMBER_ONLY.match(span["text"]) or not (x1 <= left or x0 >= right):
+    x0, x1 = run[0], run[2]
+    if not (x1 <= left or x0 >= right) or not NUMBER_ONLY.match(run[4]):
         return False
     if neighbour is None:
         return True
-    gap = neighbour["bbox"][0] - x1 if x1 <= left else x0 - neighbour["bbox"][2]
-    return gap > span["size"]
-
-
-def _raw_lines(page) -> list[tuple[tuple, list[dict]]]:
-    """(line box, its spans without whitespace-only spans at either end) per text line."""
-    raw = []
-    for block in page.get_text("dict", flags=FLAGS)["blocks"]:
-        for line in block.get("lines", ()):
-            spans = line["spans"]
-            # whitespace-only spans at the ends carry nothing; inside a line they are the spaces
-            while spans and not spans[0]["text"].strip():
-                spans = spans[1:]
-            while spans and not spans[-1]["text"].strip():
-                spans = spans[:-1]
-            if spans:
-                raw.append((line["bbox"], spans))
-    return raw
+    gap = neighbour[0] - x1 if x1 <= left else x0 - neighbour[2]
+    return gap > run[5]
 
 
 def _body_edges(raw: list, width: float) -> tuple[float, float]:
-    """Left and right edge of the body text: the extremes of each line once number-only spans
-    at its ends are set aside (a line's first and last spans hold its extremes)."""
+    """Left and right edge of the body text: the extremes of each line once number-only runs
+    at its ends are set aside (a line's first and last runs hold its extremes)."""
     left, right = width, 0.0
-    for _, spans in raw:
-        words = [s for s in (spans[0], spans[-1]) if not NUMBER_ONLY.match(s["text"])]
-        if words:
-            left, right = min(left, words[0]["bbox"][0]), max(right, words[-1]["bbox"][2])
+    match = NUMBER_ONLY.match
+    for ln in raw:
+        runs = ln[4]
+        first, last = runs[0], runs[-1]
+        first_word = not match(first[4])
+        last_word = first_word if last is first else not match(last[4])
+        if first_word or last_word:
+            left = min(left, (first if first_word else last)[0])
+            right = max(right, (last if last_word else first)[2])
     if right <= left:
         left, right = width * 0.12, width * 0.88
     return max(left - 1, width * 0.12), min(right + 1, width * 0.88)
@@ -97,38 +208,44 @@ def _body_edges(raw: list, width: float) -> tuple[float, float]:
 def page_lines(page, stats: Counter) -> list[Line]:
     """Text lines of a page, margin line numbers and edge page numbers removed. The margins are
     the page edges and whatever lies outside the body text's left and right edges."""
-    width, height = page.rect.width, page.rect.height
+    rect = page.rect
+    width, height = rect.width, rect.height
     raw = _raw_lines(page)
     left, right = _body_edges(raw, width)
+    top, bottom = height * 0.1, height * 0.9
     out = []
-    for bbox, spans in raw:
-        y0, y1 = bbox[1], bbox[3]
-        if spans[0]["bbox"][0] <= left or spans[-1]["bbox"][2] >= right:
-            spans = _strip_margin_numbers(spans, left, right, stats)
-            if not spans:
+    for ln in raw:
+        runs = ln[4]
+        y0, y1 = ln[1], ln[3]
+        if runs[0][0] <= left or runs[-1][2] >= right:
+            runs = _strip_margin_numbers(runs, left, right, stats)
+            if not runs:
                 continue
-        text = _join(spans)
-        if (y1 < height * 0.1 or y0 > height * 0.9) and NUMBER_ONLY.match(text):
+        text = _join(runs)
+        if (y1 < top or y0 > bottom) and NUMBER_ONLY.match(text):
             stats["pdf_page_numbers_removed"] += 1
             continue
-        mono = all(s["flags"] & _MONO for s in spans if s["text"].strip())
-        out.append(Line(spans[0]["bbox"][0], y0, spans[-1]["bbox"][2], y1, text, mono,
-                        max(s["size"] for s in spans)))
+        if len(runs) == 1:
+            mono, size = runs[0][6], runs[0][5]
+        else:
+            mono = all(r[6] for r in runs if r[4].strip())
+            size = max(r[5] for r in runs)
+        out.append(Line(runs[0][0], y0, runs[-1][2], y1, text, mono, size))
     return out
 
 
-def _strip_margin_numbers(spans: list[dict], left: float, right: float,
-                          stats: Counter) -> list[dict]:
-    words = [s for s in spans if s["text"].strip()]
+def _strip_margin_numbers(runs: list[Run], left: float, right: float,
+                          stats: Counter) -> list[Run]:
+    words = [r for r in runs if r[4].strip()]
     while words and _margin_number(words[0], left, right, words[1] if len(words) > 1 else None):
         stats["pdf_line_numbers_removed"] += 1
         words.pop(0)
-        spans = spans[spans.index(words[0]):] if words else []
+        runs = runs[runs.index(words[0]):] if words else []
     while words and _margin_number(words[-1], left, right, words[-2] if len(words) > 1 else None):
         stats["pdf_line_numbers_removed"] += 1
         words.pop()
-        spans = spans[:spans.index(words[-1]) + 1] if words else []
-    return spans
+        runs = runs[:runs.index(words[-1]) + 1] if words else []
+    return runs
 
 
 def _bands(lines: list[Line], height: float) -> list[list[Line]]:
