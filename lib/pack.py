@@ -8,7 +8,6 @@ depends only on the documents, never on the worker count or the chunking.
 from __future__ import annotations
 
 import itertools
-import json
 import multiprocessing
 import threading
 from collections import deque
@@ -20,6 +19,7 @@ from typing import Iterator
 import numpy as np
 
 from lib.core.errors import UserError
+from lib.core.io import parse_jsonl_line
 from lib.core.params import check
 from lib.shards import DTYPE_CODES, DTYPES, SplitWriter, dtype_for_vocab
 from lib.tokenizer import Tokenizer
@@ -87,11 +87,8 @@ def encode_chunk(chunk: Chunk, tokenizer: Tokenizer | None = None, dtype: str = 
         if not line.strip():
             continue
         where = f"{chunk.path}:{chunk.first_line + i}"
-        try:
-            record = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise UserError(f"{where}: invalid JSON ({err}); fix or remove the line") from None
-        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+        record = parse_jsonl_line(line, where)
+        if not isinstance(record.get("text"), str):
             raise UserError(f"{where}: expected an object with a string 'text' field")
         texts.append(record["text"])
     ids = tok.encode_batch(texts)

@@ -72,11 +72,6 @@ class ShardWriter:
     def offsets(self) -> np.ndarray:
         return np.concatenate([[0], np.cumsum(np.concatenate(self._lengths or [[]]))]).astype("<u8")
 
-    def add(self, ids: np.ndarray | list[int]) -> None:
-        """Append one document."""
-        arr = np.asarray(ids, dtype=self.dtype)
-        self.add_docs(arr, np.array([len(arr)], dtype=np.int64))
-
     def add_docs(self, tokens: np.ndarray, lengths: np.ndarray) -> None:
         """Append documents given as their concatenated tokens and their lengths."""
         self._file.write(np.ascontiguousarray(tokens, dtype=self.dtype).tobytes())

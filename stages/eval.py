@@ -1,6 +1,7 @@
 """eval: LAMBADA accuracy and perplexity (computed as lm-evaluation-harness's lambada_openai), val
 loss, perplexity and bits per byte for the pretrained and SFT models; sample answers to fixed
 prompts. metrics/eval.json: {model: {lambada: {file: {...}}, val_*: ...}, settings: {...}}."""
+import time
 from pathlib import Path
 
 from lib.attention import attention_for_model, wrap_for_external
@@ -11,7 +12,7 @@ from lib.eval.params import EvalParams
 from lib.eval.validation import predicted_tokens, val_metrics, val_nll
 from lib.infer.samples import ask, replies
 from lib.core.io import read_json, write_json
-from lib.eval.lambada import HARNESS, evaluate_lambada, read_lambada
+from lib.eval.lambada import evaluate_lambada, read_lambada
 from lib.core.params import load_section, load_seed
 from lib.core.runtime import setup_torch
 from lib.shards import META_FILE, open_split
@@ -19,6 +20,7 @@ from lib.tokenizer import Tokenizer
 
 MODELS = {"pretrain": Path("models/pretrain"), "sft": Path("models/sft")}
 SHARDS = Path("data/shards")
+SAMPLES = Path("models/samples/eval.json")  # prose stays out of metrics: a cached output
 
 
 def load_lambada(params: EvalParams, tokenizer: Tokenizer) -> dict:
@@ -27,11 +29,15 @@ def load_lambada(params: EvalParams, tokenizer: Tokenizer) -> dict:
         name = Path(f).stem
         if name in sets:
             raise UserError(f"eval.lambada_files: two files named '{name}'; metrics are keyed by file name")
+        if not Path(f).is_file():
+            raise UserError(f"{f}: LAMBADA file not found (eval.lambada_files in params.yaml); fix the path "
+                            f"or remove the entry")
         sets[name] = read_lambada(f, tokenizer, params.prepend_bos)
     return sets
 
 
 def main() -> None:
+    started = time.perf_counter()
     params, seed = load_section("eval", EvalParams), load_seed()
     device = setup_torch(params.device, params.threads, seed)
     tokenizer = Tokenizer.load("models/tokenizer")
@@ -43,7 +49,8 @@ def main() -> None:
     prompts = [p for p in prompts_path.read_text(encoding="utf-8").splitlines() if p.strip()]
     lambada = load_lambada(params, tokenizer)
 
-    metrics = {"settings": {"prepend_bos": params.prepend_bos, "method": HARNESS}}
+    # The method is named in the README and lib/eval/lambada.py (HARNESS): metrics hold numbers and labels.
+    metrics = {"settings": {"prepend_bos": params.prepend_bos, "method": "lm-evaluation-harness lambada_openai"}}
     samples = {}
     for name, path in MODELS.items():
         model = load_model(path, device, tokenizer.sha256)
@@ -58,8 +65,13 @@ def main() -> None:
                 for f, items in lambada.items()},
         }
         samples[name] = replies(model, tokenizer, ask(prompts), params.max_new_tokens)
+    metrics["seconds"] = round(time.perf_counter() - started, 1)
     write_json("metrics/eval.json", metrics)
-    write_json("metrics/samples.json", samples)
+    write_json(SAMPLES, samples)
+    lambada_acc = {name: next(iter(metrics[name]["lambada"].values()))["accuracy"] for name in MODELS}
+    print("eval: " + "; ".join(f"{name} val bpb {metrics[name]['val_bpb']:.4f}, LAMBADA acc {lambada_acc[name]:.4f}"
+                               for name in MODELS) + f"; metrics/eval.json, samples in {SAMPLES} "
+          f"({metrics['seconds']:.0f} s)")
 
 
 if __name__ == "__main__":

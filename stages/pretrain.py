@@ -3,7 +3,6 @@
 One process: `python -m stages.pretrain` (what `dvc repro` runs). Several GPUs or nodes: the same
 module under `torchrun` (see README); `pretrain.parallel` picks DDP or FSDP.
 """
-import math
 from pathlib import Path
 
 import torch
@@ -13,12 +12,13 @@ from lib.attention import load_attention_params, wrap_for_external
 from lib.train.windows import Prefetcher, TrainWindows
 from lib.core.stage import run_stage
 from lib.eval.validation import bits_per_byte, mean_loss, unigram_entropy, val_windows
-from lib.core.io import read_json, write_csv, write_json
+from lib.core.io import read_json, write_json
+from lib.train.curves import write_curves
 from lib.core.params import load_section, load_seed
 from lib.infer.samples import continuations
 from lib.model.checkpoint import save_best_and_final
 from lib.train.pretrain import PretrainParams
-from lib.train.state import run_key
+from lib.train.state import run_key, run_metrics
 from lib.core.runtime import peak_flops, setup_torch
 from lib.shards import META_FILE, concat_tokens, open_split
 from lib.hf.import_ import init_model
@@ -72,44 +72,21 @@ def main() -> None:
     final = D.model_state(model, ctx)  # collective under FSDP
 
     if ctx.is_main:
-        info = {"stage": "pretrain", "best_step": result.best_step, "last_step": result.last_step,
-                "attention": attention.info()}
-        save_best_and_final(OUT, config, result.best_model, final, tokenizer.sha256, info)
-        write_csv(PLOTS / "train.csv", ["step", "tokens", "train_loss", "lr", "grad_norm"], result.train_curve)
-        write_csv(PLOTS / "val.csv", ["step", "tokens", "val_loss"], result.val_curve)
-        # Timing varies run to run: kept apart so train.csv and val.csv stay byte-reproducible.
-        has_mfu = any(not math.isnan(row[2]) for row in result.perf_curve)  # GPU with a known peak
-        write_csv(PLOTS / "throughput.csv", ["step", "tokens_per_s", "mfu"][:3 if has_mfu else 2],
-                  [row[:3 if has_mfu else 2] for row in result.perf_curve])
+        save_best_and_final(OUT, config, result.best_model, final, tokenizer.sha256,
+                            {"stage": "pretrain", "best_step": result.best_step, "last_step": result.last_step,
+                             "attention": attention.info()})
+        write_curves(PLOTS, result)
         write_json(SAMPLES, result.samples)
         val = meta["splits"]["val"]
+        bpb = lambda loss: round(bits_per_byte(loss, val["tokens"], val["text_bytes"]), 4)  # noqa: E731
         write_json("metrics/pretrain.json", {
-            "params": model.num_params(),
-            "flops_per_token": flops,
-            "steps": params.steps,
-            "last_step": result.last_step,
-            "early_stopped": result.early_stopped,
-            "skipped_steps": result.skipped_steps,
-            "processes": ctx.world_size,
-            "tokens_seen": result.tokens,
-            "best_step": result.best_step,
-            "best_val_loss": round(result.best_val_loss, 4),
-            "final_val_loss": round(result.final_val_loss, 4),
-            "final_train_loss": round(result.final_train_loss, 4),
+            "params": model.num_params(), "flops_per_token": flops, "processes": ctx.world_size, **init_info,
+            **run_metrics(result, params.steps), "best_val_bpb": bpb(result.best_val_loss),
             "val_unigram_entropy": round(unigram_entropy(concat_tokens(val_shards)), 4),
-            "best_val_bpb": round(bits_per_byte(result.best_val_loss, val["tokens"], val["text_bytes"]), 4),
-            "tokens_per_s": round(result.tokens_per_s, 1),
-            **init_info,
-            "init_val_loss": round(init_val_loss, 4),
-            "init_val_bpb": round(bits_per_byte(init_val_loss, val["tokens"], val["text_bytes"]), 4),
-            "mfu": None if result.mfu is None or math.isnan(result.mfu) else round(result.mfu, 4),
-            "seconds": round(result.seconds, 1),
-            "resumed_from_step": result.resumed_from,
-            **attn.metrics(),
-        })
+            "init_val_loss": round(init_val_loss, 4), "init_val_bpb": bpb(init_val_loss), **attn.metrics()})
         print(f"pretrain: {result.last_step} steps, best val loss {result.best_val_loss:.4f} at step "
-              f"{result.best_step} ({bits_per_byte(result.best_val_loss, val['tokens'], val['text_bytes']):.4f} "
-              f"bits/byte), {result.tokens_per_s:.0f} tok/s; model in {OUT} ({result.seconds:.0f} s)")
+              f"{result.best_step} ({bpb(result.best_val_loss):.4f} bits/byte), {result.tokens_per_s:.0f} tok/s; "
+              f"model in {OUT} ({result.seconds:.0f} s)")
     finish(STATE, ctx)  # outputs are whole: the state has served its purpose
     if hasattr(batch, "close"):
         batch.close()

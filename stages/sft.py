@@ -4,10 +4,11 @@ With sft.lora.enabled, only low-rank adapters are trained and then merged into t
 models/sft is always a plain model in the same format as models/pretrain: the best-by-val model,
 with the last step's in models/sft/final.
 """
+import sys
 from pathlib import Path
 
 from lib.attention import load_attention_params, wrap_for_external
-from lib.core.io import write_csv, write_json
+from lib.core.io import write_json
 from lib.core.params import load_section, load_seed
 from lib.core.runtime import setup_torch
 from lib.core.stage import run_stage
@@ -20,12 +21,14 @@ from lib.tokenizer import Tokenizer
 from lib.train.loop import finish, train
 from lib.train.params import RunPlan
 from lib.train.sft import EpochBatches, SFTParams, load_examples
-from lib.train.state import run_key
+from lib.train.curves import write_curves
+from lib.train.state import run_key, run_metrics
 
 PRETRAINED = Path("models/pretrain")
 OUT = Path("models/sft")
 STATE = Path("checkpoints/sft/state.pt")  # resumable state: git-ignored, not a DVC output
 PLOTS = Path("metrics/plots/sft")
+SAMPLES = Path("models/samples/sft.json")  # prose stays out of metrics: a cached output
 
 
 def main() -> None:
@@ -40,6 +43,8 @@ def main() -> None:
     data = Path(params.data)
     train_set, val_set, stats = load_examples(data, tokenizer, max_len, params.val_fraction,
                                               params.truncate, params.on_bad_record)
+    for problem in stats.pop("bad_examples"):  # prose: to the log, the count stays in the metrics
+        print(f"sft: skipped {problem}", file=sys.stderr)
     lora = {"enabled": False}
     if params.lora.enabled:
         wrapped = apply_lora(model, params.lora)
@@ -69,20 +74,12 @@ def main() -> None:
     save_best_and_final(OUT, config, best, final, tokenizer.sha256,
                         {"stage": "sft", "best_step": result.best_step, "last_step": result.last_step,
                          "attention": attention.info()})
-    write_csv(PLOTS / "train.csv", ["step", "tokens", "train_loss", "lr", "grad_norm"], result.train_curve)
-    write_csv(PLOTS / "val.csv", ["step", "tokens", "val_loss"], result.val_curve)
-    write_json("metrics/sft.json", {
-        **stats,
-        "steps": steps,
-        "lora": lora,
-        "val_loss_before": round(result.val_curve[0][2], 4),
-        "best_val_loss": round(result.best_val_loss, 4),
-        "best_step": result.best_step,
-        "final_train_loss": round(result.final_train_loss, 4),
-        "seconds": round(result.seconds, 1),
-        "sample": {"prompt": held_out[0][-1].content, "answer": sample(result.last_step)[held_out[0][-1].content]},
-        **attn.metrics(),
-    })
+    write_curves(PLOTS, result, throughput=False)
+    write_json("metrics/sft.json", {**stats, **run_metrics(result, steps), "lora": lora,
+                                    "val_loss_before": round(result.val_curve[0][2], 4), **attn.metrics()})
+    write_json(SAMPLES, sample(result.last_step))
+    print(f"sft: {steps} steps, best val loss {result.best_val_loss:.4f} at step {result.best_step} "
+          f"(from {result.val_curve[0][2]:.4f}); model in {OUT}, samples in {SAMPLES} ({result.seconds:.0f} s)")
     finish(STATE)  # outputs are whole: the state has served its purpose
 
 

@@ -50,7 +50,8 @@ def test_every_stage_leaves_outputs_and_metrics(repo):
                 "models/tokenizer/tokenizer.model", "data/shards/meta.json",
                 "models/pretrain/model.safetensors", "models/pretrain/config.json",
                 "models/sft/model.safetensors", "models/sft/config.json",
-                "metrics/plots/pretrain/train.csv", "metrics/plots/sft/val.csv", "metrics/samples.json"]:
+                "metrics/plots/pretrain/train.csv", "metrics/plots/sft/val.csv", "models/samples/eval.json",
+                "models/samples/pretrain.json", "models/samples/sft.json"]:
         assert (repo / rel).is_file(), rel
     for stage in ALL:
         assert load(repo, f"metrics/{stage}.json"), stage
@@ -78,7 +79,7 @@ def test_fresh_clone_reproduces_every_output(repo, tmp_path):
     assert repro(clone, "--force") == ALL
     assert lock_outs(clone) == lock_outs(repo)
     for curve in ["metrics/plots/pretrain/train.csv", "metrics/plots/pretrain/val.csv",
-                  "metrics/plots/sft/train.csv", "metrics/plots/sft/val.csv", "metrics/samples.json"]:
+                  "metrics/plots/sft/train.csv", "metrics/plots/sft/val.csv", "models/samples/eval.json"]:
         assert (clone / curve).read_bytes() == (repo / curve).read_bytes(), curve
 
 

@@ -103,7 +103,7 @@ def test_refuses_missing_meta_and_split(tmp_path):
 
 def test_interrupted_writer_leaves_nothing(tmp_path):
     w = ShardWriter(tmp_path / "shard_00000.bin", "uint16")
-    w.add([2, 5, 3])
+    w.add_docs(np.array([2, 5, 3]), np.array([3]))
     w.abort()
     assert list(tmp_path.iterdir()) == []
 

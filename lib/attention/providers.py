@@ -32,6 +32,7 @@ import torch
 
 from lib.attention.params import AttentionParams
 from lib.core.errors import UserError
+from lib.core.retry import backoff_s, retry_after_s
 
 
 class AttentionError(UserError):
@@ -123,14 +124,6 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _retry_after(headers) -> float | None:
-    value = headers.get("Retry-After") if headers is not None else None
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None  # an HTTP date: use our own backoff
-
-
 class HttpProvider:
     name = "http"
 
@@ -180,7 +173,7 @@ class HttpProvider:
                 snippet = self.redact(_read_snippet(err))
                 if err.code == 429 or err.code >= 500:
                     problem = f"HTTP {err.code}" + (f": {snippet}" if snippet else "")
-                    wait = _retry_after(err.headers)
+                    wait = retry_after_s(err.headers.get("Retry-After") if err.headers is not None else None)
                 else:
                     hint = f"; check ${self._key_var}" if err.code in (401, 403) else ""
                     raise AttentionError(f"attention provider: HTTP {err.code} from {self._where}{hint}"
@@ -196,8 +189,7 @@ class HttpProvider:
                 else:
                     problem = f"connection failed ({type(reason).__name__}: {self.redact(str(reason))[:200]})"
             if attempt < p.retries:
-                delay = p.backoff_s * 2 ** attempt if wait is None else wait
-                self._sleep(min(delay, p.max_backoff_s))
+                self._sleep(backoff_s(attempt, p.backoff_s, p.max_backoff_s, wait))
         raise ProviderFailure(f"attention provider: {self._where} gave no usable scores for a {n}-token sequence "
                               f"after {p.retries + 1} attempts (last: {problem}); fix the endpoint, raise "
                               f"attention.retries, or set attention.on_bad_reply: uniform")

@@ -133,11 +133,16 @@ def iter_jsonl_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
                 yield lineno, line
 
 
-def parse_jsonl_line(line: str, where: str) -> dict:
+def parse_jsonl_line(line: str | bytes, where: str) -> dict:
     """One JSONL record; anything but a JSON object stops with ``where`` (file:line) named.
 
     The message states the fault only (column, JSON's reason, the text there); callers add the
     advice that fits them (SFT: "or set sft.on_bad_record: skip"), so it is never said twice."""
+    if isinstance(line, bytes):  # pack reads raw lines: decoding is part of parsing them
+        try:
+            line = line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise UserError(f"{where}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     try:
         record = json.loads(line)
     except json.JSONDecodeError as err:

@@ -21,3 +21,6 @@ class EvalParams:
         check(self.batch_size >= 1, "batch_size", "must be >= 1")
         check(self.val_batches is None or self.val_batches >= 1, "val_batches", "must be >= 1 or null (all)")
         check(len(self.lambada_files) >= 1, "lambada_files", "list at least one LAMBADA jsonl file")
+        check(self.max_new_tokens >= 1, "max_new_tokens", f"must be >= 1, got {self.max_new_tokens}")
+        check(self.device in ("cpu", "cuda", "auto"), "device", "must be cpu, cuda or auto")
+        check(self.threads >= 1, "threads", "must be >= 1")

@@ -15,7 +15,7 @@ from typing import Iterator, Sequence
 
 import torch
 
-from lib.model.gpt import GPT, KVCache
+from lib.model.gpt import GPT, KVCache, padded_causal_mask
 from lib.infer.sampling import SamplingParams, sample
 
 
@@ -137,11 +137,8 @@ def _run(model: GPT, prompts: list[list[int]], max_new_tokens: int, stop_ids: se
         cols = torch.arange(T)
         valid = cols[None, :] >= pad[:, None]                       # (B, S): real keys
         positions = (cols[None, :] - pad[:, None]).clamp(min=0)
-        causal = torch.ones(T, T, dtype=torch.bool).tril()
-        # A pad query may see itself: a row of all-False would give NaN that the cache would carry.
-        mask = (causal[None] & valid[:, None, :]) | torch.eye(T, dtype=torch.bool)[None]
         logits, _ = model(x.to(device), caches=caches, positions=positions.to(device),
-                          attn_mask=mask[:, None].to(device))
+                          attn_mask=padded_causal_mask(valid).to(device))
     else:
         logits, _ = model(x.to(device), caches=caches)
 

@@ -13,9 +13,9 @@ import time
 import urllib.robotparser
 import zlib
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+from lib.core.retry import backoff_s, retry_after_s
 from lib.scrape.cache import HttpCache
 from lib.scrape.config import ScrapeParams
 
@@ -147,15 +147,12 @@ class Fetcher:
             try:
                 status, headers, data = self._get(url, conditional)
                 if status == 429 or 500 <= status < 600:
-                    raise _Fail(f"http_{status}", retry=True, retry_after=_retry_after(headers))
+                    raise _Fail(f"http_{status}", retry=True, retry_after=retry_after_s(headers.get("retry-after")))
                 return status, headers, data
             except _Fail as fail:
                 if not fail.retry or attempt >= self.p.retries:
                     raise
-                delay = min(self.p.backoff_s * (2 ** attempt), self.p.max_backoff_s)
-                if fail.retry_after is not None:
-                    delay = min(max(delay, fail.retry_after), self.p.max_backoff_s)
-                time.sleep(delay)
+                time.sleep(backoff_s(attempt, self.p.backoff_s, self.p.max_backoff_s, fail.retry_after))
                 attempt += 1
 
     def _get(self, url: str, conditional: bool) -> tuple[int, dict[str, str], bytes]:
@@ -211,14 +208,3 @@ class Fetcher:
         if start > now:
             time.sleep(start - now)
 
-
-def _retry_after(headers: dict[str, str]) -> float | None:
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    if value.strip().isdigit():
-        return float(value)
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None

@@ -66,6 +66,18 @@ class TrainResult(LoopState):
                    final_val_loss=state.val_curve[-1][2] if state.val_curve else math.nan, **measured)
 
 
+def run_metrics(result: TrainResult, steps: int) -> dict:
+    """The figures every training stage reports in its metrics file."""
+    return {
+        "steps": steps, "last_step": result.last_step, "early_stopped": result.early_stopped,
+        "skipped_steps": len(result.skipped_steps), "tokens_seen": result.tokens, "best_step": result.best_step,
+        "best_val_loss": round(result.best_val_loss, 4), "final_val_loss": round(result.final_val_loss, 4),
+        "final_train_loss": round(result.final_train_loss, 4), "tokens_per_s": round(result.tokens_per_s, 1),
+        "mfu": None if result.mfu is None or math.isnan(result.mfu) else round(result.mfu, 4),
+        "seconds": round(result.seconds, 1), "resumed_from_step": result.resumed_from,
+    }
+
+
 def run_key(params, seed: int, *input_hashes: str) -> str:
     """Identifies a training run by its params, seed and inputs; state from another key is stale."""
     blob = json.dumps({"params": asdict(params), "seed": seed, "inputs": list(input_hashes)}, sort_keys=True)

@@ -52,7 +52,6 @@ class TrainWindows:
                             f"seq_len + 1 = {seq_len + 1}; lower seq_len or add documents")
         self._maps = self._map()
         self._calls = 0
-        self.next_index = 0
 
     @property
     def global_batch(self) -> int:
@@ -73,24 +72,6 @@ class TrainWindows:
         for k, (s, b) in enumerate(zip(self._span_shard[span].tolist(), begins.tolist())):
             rows[k] = maps[s][b:b + self.seq_len + 1]
         return rows
-
-    def __iter__(self) -> Iterator[Batch]:
-        while True:
-            batch = self.batch(self.next_index)
-            self.next_index += 1
-            yield batch
-
-    def state_dict(self) -> dict:
-        return {"next_index": self.next_index, "seed": self.seed, "global_batch": self.global_batch,
-                "seq_len": self.seq_len, "cross_documents": self.cross_documents}
-
-    def load_state_dict(self, state: dict) -> None:
-        # A different seed or global batch would silently change the stream a resumed run sees.
-        for key in ("seed", "global_batch", "seq_len", "cross_documents"):
-            if key in state and state[key] != getattr(self, key):
-                raise UserError(f"loader state was saved with {key}={state[key]}, but this run has "
-                                f"{getattr(self, key)}; resume with the same settings or start afresh")
-        self.next_index = int(state["next_index"])
 
     def _tokens(self) -> list[np.ndarray]:
         self._calls += 1
