@@ -110,3 +110,13 @@ def test_two_files_with_one_name_are_refused(project, capsys):
     with pytest.raises(SystemExit):
         run_eval()
     assert "two files named 'set_a'" in capsys.readouterr().err
+
+
+def test_a_missing_lambada_file_names_the_param(project, capsys):
+    (project / "eval/set_b.jsonl").unlink()
+    with pytest.raises(SystemExit) as exc:
+        run_eval()
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "set_b.jsonl: LAMBADA file not found (eval.lambada_files in params.yaml)" in err
+    assert not (project / "metrics/eval.json").exists()

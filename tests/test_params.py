@@ -96,3 +96,18 @@ def test_shipped_params_are_valid(repo_root):
                       ("tokenizer", TokenizerParams), ("pack", PackParams), ("pretrain", PretrainParams),
                       ("sft", SFTParams), ("eval", EvalParams)]:
         load_section(name, cls, path)
+
+
+def test_training_and_eval_gaps_name_the_key_and_the_values():
+    """Mistakes that used to pass or blame the wrong key: each stops naming the key and the values."""
+    from lib.eval.params import EvalParams
+    from lib.train.sft import SFTParams
+
+    with pytest.raises(ParamsError, match=r"sft\.min_lr: must be > 0 and <= lr; got min_lr 0\.01, lr 0\.001"):
+        from_mapping(SFTParams, {"lr": 0.001, "min_lr": 0.01}, "params.yaml: sft")
+    with pytest.raises(ParamsError, match=r"eval\.max_new_tokens: must be >= 1, got -5"):
+        from_mapping(EvalParams, {"max_new_tokens": -5}, "params.yaml: eval")
+    # SFT reads every shared training key, with the same checks as pretrain
+    with pytest.raises(ParamsError, match=r"sft\.schedule: must be one of cosine, linear, constant"):
+        from_mapping(SFTParams, {"schedule": "step"}, "params.yaml: sft")
+    assert from_mapping(SFTParams, {"early_stop_patience": 2}, "params.yaml: sft").early_stop_patience == 2
