@@ -48,8 +48,8 @@ def save_tiny_llama(path: Path, tie: bool = True, **overrides) -> Path:
     torch.manual_seed(0)
     cfg = transformers.LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, intermediate_size=64,
                                    num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                   max_position_embeddings=128, rms_norm_eps=1e-6, tie_word_embeddings=tie,
-                                   bos_token_id=0, eos_token_id=0, **overrides)
+                                   max_position_embeddings=128, tie_word_embeddings=tie,
+                                   bos_token_id=0, eos_token_id=0, **{"rms_norm_eps": 1e-6, **overrides})
     transformers.LlamaForCausalLM(cfg).save_pretrained(str(path))
     fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>")
     fast.save_pretrained(str(path))
@@ -71,7 +71,14 @@ def adapted_tokenizer(base_tok) -> Tokenizer:
     return Tokenizer(extend_base(tokenizer_json, special, TERMS)[0])
 
 
-def test_import_parity_with_transformers(base_dir, base_tok):
+def test_import_parity_with_transformers(base_dir, base_tok, tmp_path):
+    """Logits equal transformers', also for a base whose norms use another epsilon (SmolLM2's 1e-5):
+    a model run with our epsilon instead differs by ~8e-3 here."""
+    check_parity(base_dir, base_tok)
+    check_parity(save_tiny_llama(tmp_path / "eps", rms_norm_eps=1e-5), base_tok)
+
+
+def check_parity(base_dir, base_tok):
     cfg, weights, facts = hf_import.load_base_weights(hf_import.BaseSource(base_dir, None))
     ours = hf_import.build_model(cfg, weights, "test").eval()
     hf = transformers.AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32).eval()

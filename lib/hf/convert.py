@@ -97,7 +97,7 @@ def hf_config(model_cfg: dict, tokenizer_sha256: str | None = None, dtype: str =
         "head_dim": c["d_model"] // n_head,
         "hidden_act": "silu",
         "max_position_embeddings": c["max_seq_len"],
-        "rms_norm_eps": RMS_EPS,
+        "rms_norm_eps": c.get("norm_eps") or RMS_EPS,
         # transformers >= 5 reads rope_parameters; 4.x and llama.cpp's converter read rope_theta
         "rope_parameters": {"rope_type": "default", "rope_theta": theta},
         "rope_theta": theta,
@@ -185,7 +185,7 @@ def check_layout(hf: dict, where: str) -> None:
                     f"Llama-layout causal LMs (LlamaForCausalLM: Llama, SmolLM2, TinyLlama, ...) can be imported")
 
 
-def model_config_from_hf(hf: dict, fields: list[str], where: str, strict_eps: bool = True) -> dict:
+def model_config_from_hf(hf: dict, fields: list[str], where: str) -> dict:
     """Our model config from a transformers Llama config.json; ``fields`` are the keys our
     ModelConfig accepts. Whatever Llama feature we do not implement is refused by name."""
     check_layout(hf, where)
@@ -197,8 +197,6 @@ def model_config_from_hf(hf: dict, fields: list[str], where: str, strict_eps: bo
     need("hidden_act", lambda v: v in ("silu", "swish", None), "'silu'")
     need("attention_bias", lambda v: not v, "false")
     need("mlp_bias", lambda v: not v, "false")
-    if strict_eps:  # a base model's eps differs only in the epsilon of its norms: see lib/hf/import_.py
-        need("rms_norm_eps", lambda v: v is None or abs(float(v) - RMS_EPS) < 1e-12, RMS_EPS)
     need("pretraining_tp", lambda v: v in (None, 1), 1)
     need("rope_scaling", lambda v: not v or v.get("rope_type", v.get("type")) == "default", "null")
     rope = hf.get("rope_parameters") or {}
@@ -219,6 +217,8 @@ def model_config_from_hf(hf: dict, fields: list[str], where: str, strict_eps: bo
         "vocab_size": int(hf["vocab_size"]),
         "dropout": 0.0,
         "init_std": float(hf.get("initializer_range", 0.02)),
+        # ours unless the checkpoint says otherwise (SmolLM2: 1e-5): kept exactly, so logits match
+        "norm_eps": None if abs(float(hf.get("rms_norm_eps") or RMS_EPS) - RMS_EPS) < 1e-12 else float(hf["rms_norm_eps"]),
         **LLAMA_VARIANT,
     }
     original = (hf.get(PROVENANCE_KEY) or {}).get("model") or {}

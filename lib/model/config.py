@@ -30,6 +30,7 @@ class ModelConfig:
     mlp: str = "swiglu"         # swiglu | gelu | relu2 (relu(x)^2, not gated: two matrices like gelu)
     init_std: float = 0.02
     qk_norm: bool = False       # RMSNorm (with a gain) on each head's queries and keys, before RoPE
+    norm_eps: float | None = None  # the norms' epsilon; None: RMSNorm 1e-6, LayerNorm 1e-5 (a base model sets its own)
     zero_init_proj: bool = False  # attention-output and MLP-down projections start at zero: each
                                 # block starts as the identity (an init choice only, not an architecture)
     logit_softcap: float = 0.0  # > 0: logits = cap * tanh(logits / cap); 0: off
@@ -53,6 +54,7 @@ class ModelConfig:
         check(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
         check(self.attn_dropout is None or 0.0 <= self.attn_dropout < 1.0, "attn_dropout", "must be in [0, 1) or null")
         check(self.init_std > 0, "init_std", "must be > 0")
+        check(self.norm_eps is None or 0 < self.norm_eps < 1, "norm_eps", "must be in (0, 1) or null")
         check(self.logit_softcap >= 0, "logit_softcap", "must be >= 0 (0: off)")
 
     @property

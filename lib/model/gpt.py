@@ -20,10 +20,10 @@ from lib.model.config import ModelConfig
 class Block(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.attn_norm = make_norm(cfg.norm, cfg.d_model)
+        self.attn_norm = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps)
         attn_dropout = cfg.dropout if cfg.attn_dropout is None else cfg.attn_dropout
-        self.attn = Attention(cfg.d_model, cfg.n_head, cfg.n_kv_head, attn_dropout, cfg.qk_norm)
-        self.mlp_norm = make_norm(cfg.norm, cfg.d_model)
+        self.attn = Attention(cfg.d_model, cfg.n_head, cfg.n_kv_head, attn_dropout, cfg.qk_norm, cfg.norm_eps)
+        self.mlp_norm = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps)
         self.mlp = make_mlp(cfg.mlp, cfg.d_model, cfg.d_ff)
         self.drop = nn.Dropout(cfg.dropout)
 
@@ -49,7 +49,7 @@ class GPT(nn.Module):
             self.register_buffer("rope_sin", sin, persistent=False)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
-        self.norm = make_norm(cfg.norm, cfg.d_model)
+        self.norm = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.lm_head.weight = self.embed.weight

@@ -34,10 +34,10 @@ class RMSNorm(nn.Module):
         return F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).type_as(x) * self.weight
 
 
-def make_norm(kind: str, dim: int) -> nn.Module:
+def make_norm(kind: str, dim: int, eps: float | None = None) -> nn.Module:
     if kind == "rmsnorm":
-        return RMSNorm(dim)
-    return nn.LayerNorm(dim, eps=1e-5)
+        return RMSNorm(dim) if eps is None else RMSNorm(dim, eps)
+    return nn.LayerNorm(dim, eps=1e-5 if eps is None else eps)
 
 
 # ---- positions -------------------------------------------------------------------------------
@@ -80,7 +80,8 @@ class Attention(nn.Module):
     SDPA picks the flash/memory-efficient kernel on GPU; ``enable_gqa`` shares K/V heads without
     materialising repeated copies."""
 
-    def __init__(self, d_model: int, n_head: int, n_kv_head: int, dropout: float, qk_norm: bool = False):
+    def __init__(self, d_model: int, n_head: int, n_kv_head: int, dropout: float, qk_norm: bool = False,
+                 norm_eps: float | None = None):
         super().__init__()
         self.n_head, self.n_kv_head, self.head_dim = n_head, n_kv_head, d_model // n_head
         self.dropout = dropout
@@ -92,8 +93,8 @@ class Attention(nn.Module):
         self.wo.residual_projection = True
         # QK-norm bounds the attention logits whatever the weights' scale, which is what lets
         # Muon and high learning rates train without logit blow-up (Qwen3's q_norm/k_norm layout).
-        self.q_norm = RMSNorm(self.head_dim) if qk_norm else None
-        self.k_norm = RMSNorm(self.head_dim) if qk_norm else None
+        self.q_norm = make_norm("rmsnorm", self.head_dim, norm_eps) if qk_norm else None
+        self.k_norm = make_norm("rmsnorm", self.head_dim, norm_eps) if qk_norm else None
         self._fused_key, self._fused_weight = None, None  # inference-only copy of [wq; wk; wv]
 
     def _qkv(self, x: torch.Tensor) -> torch.Tensor:
