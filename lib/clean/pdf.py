@@ -28,11 +28,11 @@ def _read_pages(doc, stats: Counter) -> tuple[list[tuple[float, list[Line]]], in
     """(page height, lines in reading order) per page, and the number of image-only pages."""
     pages, scanned = [], 0
     for page in doc:
-        lines = page_lines(page, stats)
+        rect = page.rect  # a property that asks MuPDF each time: once per page
+        lines = page_lines(page, stats, rect)
         if not lines and page.get_images(full=False):
             scanned += 1
-        pages.append((page.rect.height,
-                      reading_order(lines, page.rect.width, page.rect.height, stats)))
+        pages.append((rect.height, reading_order(lines, rect.width, rect.height, stats)))
     return pages, scanned
 
 

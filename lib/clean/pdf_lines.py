@@ -205,10 +205,10 @@ def _body_edges(raw: list, width: float) -> tuple[float, float]:
     return max(left - 1, width * 0.12), min(right + 1, width * 0.88)
 
 
-def page_lines(page, stats: Counter) -> list[Line]:
+def page_lines(page, stats: Counter, rect=None) -> list[Line]:
     """Text lines of a page, margin line numbers and edge page numbers removed. The margins are
     the page edges and whatever lies outside the body text's left and right edges."""
-    rect = page.rect
+    rect = rect if rect is not None else page.rect
     width, height = rect.width, rect.height
     raw = _raw_lines(page)
     left, right = _body_edges(raw, width)
