@@ -206,3 +206,20 @@ def test_inference_qkv_weight_copy_follows_weight_updates():
         reference = model(x)[0].detach()  # the training path concatenates afresh
     assert not torch.allclose(before, after)
     torch.testing.assert_close(after, reference, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("qk_norm", [False, True])
+def test_attention_probabilities_are_what_the_forward_pass_attends_with(qk_norm):
+    """``Attention.probabilities`` (the providers' view) times the values gives the layer's output,
+    with GQA, RoPE and QK-norm: one copy of the attention maths."""
+    torch.manual_seed(0)
+    model = GPT(ModelConfig(vocab_size=50, n_layer=1, n_head=4, n_kv_head=2, d_model=32, d_ff=64,
+                            max_seq_len=16, qk_norm=qk_norm)).eval()
+    attn, x = model.blocks[0].attn, torch.randn(2, 7, 32)
+    rope = (model.rope_cos[:7], model.rope_sin[:7])
+    probs = attn.probabilities(x, rope)
+    _, _, v = attn.heads(x, rope)
+    y = probs @ v.repeat_interleave(2, dim=1)
+    expected = attn.wo(y.transpose(1, 2).reshape(2, 7, 32))
+    with torch.no_grad():
+        torch.testing.assert_close(attn(x, rope), expected, atol=1e-5, rtol=1e-4)

@@ -215,8 +215,8 @@ def _read_snippet(err: urllib.error.HTTPError) -> str:
 @torch.no_grad()
 def attention_maps(model, idx: torch.Tensor) -> torch.Tensor:
     """(B, T, T) causal attention probabilities of ``model`` (learned attention) for ``idx``,
-    averaged over heads and layers. Each layer's q and k are recomputed from the input its
-    attention module receives (captured by a forward pre-hook), so the model runs unchanged."""
+    averaged over heads and layers: each layer's weights from the input its attention module
+    receives (captured by a forward pre-hook), so the model runs unchanged."""
     seen = []
 
     def hook(module, args, kwargs):
@@ -229,20 +229,10 @@ def attention_maps(model, idx: torch.Tensor) -> torch.Tensor:
     finally:
         for h in handles:
             h.remove()
-    from lib.model.layers import apply_rope
     B, T = idx.shape
     total = torch.zeros(B, T, T)
-    causal = torch.ones(T, T, dtype=torch.bool, device=idx.device).tril()
     for attn, x, rope in seen:
-        H, Hkv, D = attn.n_head, attn.n_kv_head, attn.head_dim
-        q = attn.wq(x).view(B, T, H, D).transpose(1, 2)
-        k = attn.wk(x).view(B, T, Hkv, D).transpose(1, 2)
-        if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        k = k.repeat_interleave(H // Hkv, dim=1)
-        logits = (q.float() @ k.float().transpose(-1, -2)) / math.sqrt(D)
-        probs = logits.masked_fill(~causal, float("-inf")).softmax(-1)
-        total += probs.mean(dim=1).cpu()
+        total += attn.probabilities(x, rope).mean(dim=1).cpu()
     return total / len(seen)
 
 

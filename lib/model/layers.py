@@ -109,8 +109,9 @@ class Attention(nn.Module):
             self._fused_key, self._fused_weight = key, torch.cat([m.weight for m in layers])
         return F.linear(x, self._fused_weight)
 
-    def forward(self, x, rope=None, cache=None, attn_mask=None):
-        B, T, C = x.shape
+    def heads(self, x: torch.Tensor, rope=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q (B, H, T, D) and k, v (B, Hkv, T, D): projected, normed and rotated."""
+        B, T, _ = x.shape
         H, Hkv = self.n_head, self.n_kv_head
         # One GEMM for q, k and v and one RoPE pass over q and k together: fewer, larger kernels
         # (what nanoGPT's fused c_attn buys) while the weights stay the three named parameters
@@ -123,7 +124,11 @@ class Attention(nn.Module):
             cos, sin = rope
             cos, sin = (cos[:, None], sin[:, None]) if cos.dim() == 2 else (cos.transpose(1, 2), sin.transpose(1, 2))
             qk = apply_rope(qk, cos, sin)
-        q, k, v = qk[:, :, :H].transpose(1, 2), qk[:, :, H:].transpose(1, 2), v.transpose(1, 2)
+        return qk[:, :, :H].transpose(1, 2), qk[:, :, H:].transpose(1, 2), v.transpose(1, 2)
+
+    def forward(self, x, rope=None, cache=None, attn_mask=None):
+        B, T, C = x.shape
+        q, k, v = self.heads(x, rope)
         if cache is not None:
             k, v = cache.update(k, v)
         S = k.shape[2]
@@ -136,6 +141,17 @@ class Attention(nn.Module):
                 attn_mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout, enable_gqa=gqa)
         return self.wo(y.transpose(1, 2).reshape(B, T, C))
+
+    @torch.no_grad()
+    def probabilities(self, x: torch.Tensor, rope=None) -> torch.Tensor:
+        """(B, H, T, T) causal attention weights for input ``x``: what the forward pass attends with
+        (SDPA never materialises them), for inspection and the external-attention providers."""
+        q, k, _ = self.heads(x, rope)
+        k = k.repeat_interleave(self.n_head // self.n_kv_head, dim=1)
+        logits = (q.float() @ k.float().transpose(-1, -2)) / math.sqrt(self.head_dim)
+        T = x.shape[1]
+        causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+        return logits.masked_fill(~causal, float("-inf")).softmax(-1)
 
 
 # ---- MLPs ------------------------------------------------------------------------------------
