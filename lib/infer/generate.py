@@ -11,6 +11,7 @@ so a row's tokens are exactly those it would get alone. Generation stops per row
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import torch
@@ -107,6 +108,63 @@ class StreamDecoder:
         return new
 
 
+@dataclass
+class _Rows:
+    """The batch being generated: left-padded prompts in one KV cache."""
+    lens: torch.Tensor          # (B,) prompt lengths
+    width: int                  # the padded prompt width T
+    budgets: list[int]          # new tokens each row may still produce, at most
+    caches: list[KVCache]
+    valid: torch.Tensor | None  # (B, S) real keys so far; None when no row is padded
+
+
+def _prefill(model: GPT, prompts: list[list[int]], max_new_tokens: int, device) -> tuple[_Rows, torch.Tensor]:
+    """Run the prompts through the model once, left-padded to one width; (rows, logits)."""
+    max_len, B = model.cfg.max_seq_len, len(prompts)
+    lens = torch.tensor([len(p) for p in prompts])
+    T = int(lens.max())
+    pad = T - lens
+    # A token at position p needs logits from position p - 1 < max_len: one more than fits is allowed.
+    budgets = [min(max_new_tokens, max_len + 1 - int(n)) for n in lens]
+    x = torch.zeros(B, T, dtype=torch.long)
+    for i, p in enumerate(prompts):
+        x[i, int(pad[i]):] = torch.tensor(p, dtype=torch.long)
+    caches = [KVCache(T + max(budgets)) for _ in model.blocks]  # the longest a row can grow: one allocation
+    if not bool((pad > 0).any()):
+        logits, _ = model(x.to(device), caches=caches)
+        return _Rows(lens, T, budgets, caches, None), logits
+    cols = torch.arange(T)
+    valid = cols[None, :] >= pad[:, None]                       # (B, S): real keys
+    positions = (cols[None, :] - pad[:, None]).clamp(min=0)
+    logits, _ = model(x.to(device), caches=caches, positions=positions.to(device),
+                      attn_mask=padded_causal_mask(valid).to(device))
+    return _Rows(lens, T, budgets, caches, valid), logits
+
+
+def _advance(model: GPT, rows: _Rows, next_ids: torch.Tensor, active: list[bool], step: int, device) -> torch.Tensor:
+    """Feed each row's chosen token; the logits for the next one."""
+    new = next_ids.view(-1, 1).to(device)
+    with _decode_threads(device):
+        if rows.valid is None:
+            return model(new, caches=rows.caches, start_pos=rows.width + step)[0]
+        rows.valid = torch.cat([rows.valid, torch.ones(len(active), 1, dtype=torch.bool)], dim=1)
+        pos = rows.lens + step  # each row's position of the token just chosen
+        live = pos[torch.tensor(active)]
+        pos = pos.clamp(max=model.cfg.max_seq_len - 1)  # finished rows still ride along; keep their index in range
+        return model(new, caches=rows.caches, start_pos=int(live.max()), positions=pos[:, None].to(device),
+                     attn_mask=rows.valid[:, None, None, :].to(device))[0]
+
+
+def _seen_tokens(prompts: list[list[int]], sampling: SamplingParams, vocab: int) -> torch.Tensor | None:
+    """(B, vocab) tokens each row has seen, for the repetition penalty (None when it is off)."""
+    if sampling.repetition_penalty == 1.0:
+        return None
+    seen = torch.zeros(len(prompts), vocab, dtype=torch.bool)
+    for i, p in enumerate(prompts):
+        seen[i, p] = True
+    return seen
+
+
 @torch.no_grad()
 def _run(model: GPT, prompts: list[list[int]], max_new_tokens: int, stop_ids: set[int],
          sampling: SamplingParams, seeds: list[int], stop_strings: Sequence[str],
@@ -116,41 +174,18 @@ def _run(model: GPT, prompts: list[list[int]], max_new_tokens: int, stop_ids: se
         raise ValueError("stop_strings need the tokenizer to decode the generated text")
     model.eval()
     device = next(model.parameters()).device
-    max_len, B = model.cfg.max_seq_len, len(prompts)
+    B = len(prompts)
     if B == 0:
         return
-    prompts = [list(p)[-max_len:] for p in prompts]  # too long a prompt keeps its end
+    prompts = [list(p)[-model.cfg.max_seq_len:] for p in prompts]  # too long a prompt keeps its end
     if any(not p for p in prompts):
         raise ValueError("every prompt needs at least one token (e.g. BOS)")
-    lens = torch.tensor([len(p) for p in prompts])
-    T = int(lens.max())
-    pad = T - lens
-    # A token at position p needs logits from position p - 1 < max_len: one more than fits is allowed.
-    budgets = [min(max_new_tokens, max_len + 1 - int(n)) for n in lens]
-    x = torch.zeros(B, T, dtype=torch.long)
-    for i, p in enumerate(prompts):
-        x[i, int(pad[i]):] = torch.tensor(p, dtype=torch.long)
-
-    padded = bool((pad > 0).any())
-    caches = [KVCache(T + max(budgets)) for _ in model.blocks]  # the longest a row can grow: one allocation
-    if padded:
-        cols = torch.arange(T)
-        valid = cols[None, :] >= pad[:, None]                       # (B, S): real keys
-        positions = (cols[None, :] - pad[:, None]).clamp(min=0)
-        logits, _ = model(x.to(device), caches=caches, positions=positions.to(device),
-                          attn_mask=padded_causal_mask(valid).to(device))
-    else:
-        logits, _ = model(x.to(device), caches=caches)
-
+    rows, logits = _prefill(model, prompts, max_new_tokens, device)
     generators = [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
-    seen = None
-    if sampling.repetition_penalty != 1.0:
-        seen = torch.zeros(B, logits.shape[-1], dtype=torch.bool)
-        for i, p in enumerate(prompts):
-            seen[i, p] = True
+    seen = _seen_tokens(prompts, sampling, logits.shape[-1])
     max_stop = max((len(s) for s in stop_strings), default=0)
     out: list[list[int]] = [[] for _ in range(B)]
-    active = [b > 0 for b in budgets]
+    active = [b > 0 for b in rows.budgets]
     step = 0
     while any(active):
         next_ids = sample(logits[:, -1].float().cpu(), sampling, generators, seen)
@@ -163,24 +198,13 @@ def _run(model: GPT, prompts: list[list[int]], max_new_tokens: int, stop_ids: se
                 continue
             out[i].append(token)
             yield i, token
-            if len(out[i]) >= budgets[i] or (max_stop and _ends_with_stop(tokenizer, out[i], stop_strings, max_stop)):
+            if len(out[i]) >= rows.budgets[i] or (max_stop and _ends_with_stop(tokenizer, out[i], stop_strings, max_stop)):
                 active[i] = False
         if not any(active):
             break
         if seen is not None:
             seen[torch.arange(B), next_ids] = True
-        new = next_ids.view(B, 1).to(device)
-        pos = lens + step  # each row's position of the token just chosen
-        if padded:
-            valid = torch.cat([valid, torch.ones(B, 1, dtype=torch.bool)], dim=1)
-            live = pos[torch.tensor(active)]
-            pos = pos.clamp(max=max_len - 1)  # finished rows still ride along; keep their index in range
-            with _decode_threads(device):
-                logits, _ = model(new, caches=caches, start_pos=int(live.max()), positions=pos[:, None].to(device),
-                                  attn_mask=valid[:, None, None, :].to(device))
-        else:
-            with _decode_threads(device):
-                logits, _ = model(new, caches=caches, start_pos=T + step)
+        logits = _advance(model, rows, next_ids, active, step, device)
         step += 1
 
 
