@@ -1,13 +1,14 @@
 """Time to a given loss on real text: our recipe against a nanoGPT-style GPT-2, same budget.
 
-Both models have the same shape (6 layers, width 384, 6 heads, sequence 256, batch 8, the
-corpus's 8192-token vocab, fp32 on CPU) and see the same batches in the same order from a
+Both models have the same shape (``--shape issue``: 6 layers, width 384, 6 heads, as bench_model;
+``--shape small``: 4 layers, width 256, 4 heads, ~3x the steps; sequence 256, batch 8, the corpus's
+8192-token vocab, fp32 on CPU) and see the same batches in the same order from a
 real-text corpus (bench/real_text.py: Debian's HTML documentation, packed by our own tokenizer,
 pack and shards code). Each gets the same training wall-clock budget; the LR schedules run on the
 fraction of that budget spent, so both anneal by the end of it. The two runs alternate in slices
-of a few seconds, so a change of load on a shared machine hits both alike; evaluation time is not
-counted. Both clocks are kept: wall seconds and this process's CPU seconds (the fairer figure
-when other jobs share the cores).
+of a few seconds (the run whose clock is behind goes next), so a change of load on a shared
+machine hits both alike; evaluation time is not counted. Both clocks are kept: wall seconds and
+this process's CPU seconds (the fairer figure when other jobs share the cores).
 
 Printed: validation loss (and bits per byte) against training seconds and tokens for both, the
 baseline's final validation loss, the time our recipe needed to reach it, and the ratio
@@ -220,9 +221,11 @@ def main() -> None:
         run.opt.zero_grad(set_to_none=True)
         evaluate(run.model)
     while not all(r.done for r in runs):
-        for run in runs:
-            if not run.done:
-                run.train_slice(args.slice_s, batch, evaluate, run.eval_every_s)
+        # The run whose own clock is behind goes next: both spend their budgets at the same pace in
+        # real time, so a load change on the shared machine lands on both (a fixed turn order let the
+        # run with faster steps finish alone, on a quieter machine).
+        run = min((r for r in runs if not r.done), key=lambda r: r.wall)
+        run.train_slice(args.slice_s, batch, evaluate, run.eval_every_s)
         print(" | ".join(f"{r.name}: {r.wall:6.0f}s step {r.step:5d} val {r.curve[-1]['val_loss']:.3f}"
                          for r in runs), file=sys.stderr, flush=True)
     report = summarise(runs, shape, bits_per_token, corpus, args, recipe, base)
