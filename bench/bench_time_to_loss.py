@@ -227,7 +227,7 @@ def main() -> None:
         run = min((r for r in runs if not r.done), key=lambda r: r.wall)
         run.train_slice(args.slice_s, batch, evaluate, run.eval_every_s)
         print(" | ".join(f"{r.name}: {r.wall:6.0f}s step {r.step:5d} val {r.curve[-1]['val_loss']:.3f}"
-                         for r in runs), file=sys.stderr, flush=True)
+                         for r in runs if r.curve), file=sys.stderr, flush=True)
     report = summarise(runs, shape, bits_per_token, corpus, args, recipe, base)
     text = json.dumps(report, indent=1)
     if args.out:
