@@ -17,6 +17,8 @@ import yaml
 
 from tests.pipeline_helpers import ROOT, dvc, make_repo, repro, run, set_param
 
+pytestmark = pytest.mark.slow  # every test here runs `dvc repro` (deselect with -m "not slow")
+
 ALL = ["scrape", "clean", "corpus", "tokenizer", "pack", "pretrain", "sft", "eval"]
 
 
