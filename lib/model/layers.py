@@ -168,20 +168,8 @@ class SwiGLU(nn.Module):
         return self.w_down(F.silu(self.w_gate(x)) * self.w_up(x))
 
 
-class GeluMLP(nn.Module):
-    def __init__(self, d_model: int, d_ff: int):
-        super().__init__()
-        self.w_up = nn.Linear(d_model, d_ff, bias=False)
-        self.w_down = nn.Linear(d_ff, d_model, bias=False)
-        self.w_down.residual_projection = True
-
-    def forward(self, x):
-        return self.w_down(F.gelu(self.w_up(x), approximate="tanh"))
-
-
-class ReLU2MLP(nn.Module):
-    """down(relu(up(x))^2): the NanoGPT speedrun's MLP. Two matrices (the FLOPs of GELU's) and
-    cheaper elementwise work than SwiGLU's silu-times-gate."""
+class _UngatedMLP(nn.Module):
+    """down(activation(up(x))): two matrices, an elementwise activation between them."""
 
     def __init__(self, d_model: int, d_ff: int):
         super().__init__()
@@ -190,7 +178,24 @@ class ReLU2MLP(nn.Module):
         self.w_down.residual_projection = True
 
     def forward(self, x):
-        return self.w_down(F.relu(self.w_up(x)).square())
+        return self.w_down(self.activation(self.w_up(x)))
+
+
+class GeluMLP(_UngatedMLP):
+    """GPT-2's MLP (tanh-approximated GELU)."""
+
+    @staticmethod
+    def activation(h):
+        return F.gelu(h, approximate="tanh")
+
+
+class ReLU2MLP(_UngatedMLP):
+    """relu(h)^2: the NanoGPT speedrun's MLP. The FLOPs of GELU's and cheaper elementwise work than
+    SwiGLU's silu-times-gate."""
+
+    @staticmethod
+    def activation(h):
+        return F.relu(h).square()
 
 
 MLP_CLASSES = {"swiglu": SwiGLU, "gelu": GeluMLP, "relu2": ReLU2MLP}
