@@ -53,13 +53,6 @@ class OptimParams:
               "weight_decay and muon_weight_decay must be >= 0")
 
 
-def optim_params(source) -> OptimParams:
-    """The optimizer fields of any params object that has them (TrainParams, LoopConfig, ...);
-    fields it lacks take their defaults (AdamW)."""
-    names = OptimParams.__dataclass_fields__
-    return OptimParams(**{n: getattr(source, n) for n in names if hasattr(source, n)})
-
-
 def param_roles(model: nn.Module) -> dict[str, list[nn.Parameter]]:
     """Trainable parameters by role (see the module docstring); each parameter once."""
     embed_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
@@ -119,9 +112,8 @@ class MuonAdamW:
         self.adamw.load_state_dict(state["adamw"])
 
 
-def build_optimizer(model: nn.Module, params, device: torch.device, fsdp: bool = False):
-    """The optimizer ``params`` (an OptimParams or anything with its fields) asks for."""
-    p = params if isinstance(params, OptimParams) else optim_params(params)
+def build_optimizer(model: nn.Module, p: OptimParams, device: torch.device, fsdp: bool = False):
+    """The optimizer ``p`` asks for (TrainParams is an OptimParams)."""
     roles = param_roles(model)
     fused = device.type == "cuda"
     if p.optimizer == "adamw":

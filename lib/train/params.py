@@ -2,35 +2,26 @@
 
 ``PretrainParams`` (lib/train/pretrain.py) and ``SFTParams`` (lib/train/sft.py) extend it with
 what only they have, so both sections of params.yaml accept the same training keys with the
-same meaning and checks, and the loop reads one type.
+same meaning and checks, and the loop reads one type. The optimizer's keys are ``OptimParams``
+(lib/train/optim.py), which ``TrainParams`` extends.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from lib.core.params import check
-from lib.train.optim import optim_params
+from lib.train.optim import OptimParams
 
 SCHEDULES = ("cosine", "linear", "constant")
 DEVICES = ("cpu", "cuda", "auto")
 
 
 @dataclass
-class TrainParams:
+class TrainParams(OptimParams):
     batch_size: int = 16             # sequences per micro-batch per process
-    lr: float = 3e-3
     min_lr: float = 3e-4             # the schedule decays to this at the last step
     warmup_steps: int = 50
     schedule: str = "cosine"         # decay after warmup: cosine | linear | constant
-    weight_decay: float = 0.1        # on matrices only, never on gains or biases
-    beta1: float = 0.9
-    beta2: float = 0.95
-    optimizer: str = "adamw"         # adamw | muon (hidden matrices; AdamW for embeddings, head, gains)
-    embed_lr: float | None = None    # embeddings' peak rate; null: = lr
-    head_lr: float | None = None     # an untied head's peak rate; null: = lr
-    muon_lr: float = 0.02            # Muon's peak rate (the hidden matrices)
-    muon_momentum: float = 0.95
-    muon_weight_decay: float = 0.0   # Muon's decoupled decay, lr * wd a step
     grad_clip: float = 1.0           # <= 0: no clipping (the norm is still logged)
     eval_every: int = 100            # validate every N steps (and at the end)
     early_stop_patience: int = 0     # stop after this many validations without a new best; 0: never
@@ -44,14 +35,13 @@ class TrainParams:
     threads: int = 2                 # torch CPU threads; fixed so CPU runs are bit-reproducible
 
     def __post_init__(self):
-        check(self.batch_size >= 1, "batch_size", "must be >= 1")
         check(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
+        super().__post_init__()  # the optimizer keys (lib/train/optim.py)
+        check(self.batch_size >= 1, "batch_size", "must be >= 1")
         check(0 < self.min_lr <= self.lr, "min_lr", f"must be > 0 and <= lr; got min_lr {self.min_lr}, "
               f"lr {self.lr}: raise lr or lower min_lr")
         check(self.warmup_steps >= 0, "warmup_steps", "must be >= 0")
         check(self.schedule in SCHEDULES, "schedule", f"must be one of {', '.join(SCHEDULES)}")
-        check(self.weight_decay >= 0, "weight_decay", "must be >= 0")
-        optim_params(self)  # the optimizer keys' own checks, naming the key
         check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "beta1", "beta1 and beta2 must be in [0, 1)")
         check(self.eval_every >= 1, "eval_every", "must be >= 1")
         check(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
