@@ -15,7 +15,8 @@ from lib.model.config import ModelConfig
 from lib.model.gpt import GPT
 from lib.core.runtime import autocast, configure_cuda, mfu, peak_flops
 from lib.eval.validation import mean_loss
-from lib.train.loop import finish, make_optimizer, train
+from lib.train.loop import finish, train
+from lib.train.optim import build_optimizer
 from lib.train.schedule import lr_at
 from tests.fixtures_tiny import train_config
 
@@ -80,7 +81,7 @@ def test_schedules_warm_up_then_decay_to_min_lr():
 
 def test_optimizer_decays_matrices_only_and_is_fused_on_cuda():
     model = tiny_model()
-    opt = make_optimizer(model, loop()[0], torch.device("cpu"))
+    opt = build_optimizer(model, loop()[0], torch.device("cpu"))
     decay, no_decay = opt.param_groups
     assert all(p.dim() >= 2 for p in decay["params"]) and decay["weight_decay"] == 0.1
     assert all(p.dim() == 1 for p in no_decay["params"]) and no_decay["weight_decay"] == 0.0
@@ -90,7 +91,7 @@ def test_optimizer_decays_matrices_only_and_is_fused_on_cuda():
 def test_optimizer_is_fused_on_cuda(monkeypatch):
     seen = {}
     monkeypatch.setattr(torch.optim, "AdamW", lambda groups, **kw: seen.update(kw))
-    make_optimizer(tiny_model(), loop()[0], torch.device("cuda"))
+    build_optimizer(tiny_model(), loop()[0], torch.device("cuda"))
     assert seen["fused"] is True and seen["betas"] == (0.9, 0.95)
 
 

@@ -32,12 +32,6 @@ Batch = tuple[torch.Tensor, ...]  # (inputs, targets) or (inputs, targets, loss_
 MAX_CONSECUTIVE_SKIPS = 8  # on_nan: skip gives up after this many bad batches in a row: it is divergence
 
 
-def make_optimizer(model: torch.nn.Module, params: TrainParams, device: torch.device, fsdp: bool = False):
-    """``params.optimizer``: AdamW (weight decay on matrices only, fused on CUDA) or Muon for the
-    hidden matrices with AdamW for the rest, each role at its own rate (lib/train/optim.py)."""
-    return build_optimizer(model, params, device, fsdp)
-
-
 def prepare(model: torch.nn.Module, params: TrainParams, ctx: DistContext, device: torch.device) -> torch.nn.Module:
     """The module the loop trains through: compiled if asked, wrapped for DDP or sharded for FSDP
     (compile inside DDP so DDP's bucketing sees the graph; FSDP shards first, then compile)."""
@@ -180,7 +174,7 @@ def train(model: torch.nn.Module, params: TrainParams, plan: RunPlan, device: to
     ``finish(state_path)``: a kill between the last step and the outputs loses nothing.
     """
     module = prepare(model, params, ctx, device)
-    optimizer = make_optimizer(model, params, device, ctx.fsdp)
+    optimizer = build_optimizer(model, params, device, ctx.fsdp)
     file = StateFile(state_path, run_key)
     resumed = file.resume(model, optimizer, ctx)
     state, done = resumed if resumed else (LoopState(), False)
