@@ -28,7 +28,8 @@ from lib.core.io import atomic_path, write_jsonl  # noqa: E402
 from lib.corpus import split_key  # noqa: E402
 from lib.pack import PackParams, pack_meta, pack_split  # noqa: E402
 from lib.shards import concat_tokens, open_split  # noqa: E402
-from lib.tokenizer import MODEL_FILE, Tokenizer, TokenizerParams, train_tokenizer  # noqa: E402
+from lib.tokenizer import MODEL_FILE, Tokenizer  # noqa: E402
+from lib.tokenizer_build import TokenizerParams, train_tokenizer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "bench" / "real_text"

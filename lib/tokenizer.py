@@ -1,5 +1,6 @@
-"""The one tokenizer wrapper every stage uses, SentencePiece BPE training, and a base model's
-tokenizer extended with our domain terms (``tokenizer.source: base``).
+"""The one tokenizer wrapper every stage uses: a SentencePiece model we trained, or a base model's
+``tokenizer.json`` extended with our domain terms (``tokenizer.source: base``). Building either is
+lib/tokenizer_build.py.
 
 A trained tokenizer's special ids are fixed so that every artifact agrees on them: pad=0, unk=1, bos=2, eos=3, then
 the chat role markers as control symbols (4..7). Control symbols are never produced by encoding
@@ -14,18 +15,14 @@ a literal U+2581 ("▁") in the text reads as its whitespace marker and would de
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
-import random
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 import sentencepiece as spm
 
 from lib.core.errors import UserError
-from lib.core.params import check
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 CHAT_MARKERS = ("<|system|>", "<|user|>", "<|assistant|>", "<|end|>")
@@ -37,37 +34,6 @@ META = "\u2581"  # SentencePiece's whitespace marker
 # Characters that, absent from the vocab, encode as byte pieces that merge with nothing; one of
 # them is put in front of a segment to encode it without SentencePiece's dummy space prefix.
 _SENTINELS = ("\x00", "\x01", "\x02", "\x03", "\ue000", "\ue001")
-
-
-SOURCES = ("train", "base")
-
-
-@dataclass
-class TokenizerParams:
-    source: str = "train"    # train: SentencePiece on the corpus | base: pretrain.init's tokenizer + our terms
-    vocab_size: int = 2048
-    character_coverage: float = 0.9995
-    byte_fallback: bool = True
-    split_digits: bool = True
-    user_symbols: list[str] = field(default_factory=list)
-    num_threads: int = 2
-    # Bounded memory on a large corpus: documents are cut at line ends into pieces of at most
-    # sentence_bytes, and a seeded reservoir sample of input_sentence_size pieces (0 = keep all)
-    # is trained on instead of the whole corpus.
-    input_sentence_size: int = 100_000
-    sentence_bytes: int = 2048
-
-    def __post_init__(self):
-        check(self.source in SOURCES, "source", f"must be one of {', '.join(SOURCES)}")
-        check(self.vocab_size >= 256 + len(CHAT_MARKERS) + 4 or not self.byte_fallback,
-              "vocab_size", "must be at least 264 when byte_fallback is on (256 byte pieces)")
-        check(0.9 <= self.character_coverage <= 1.0, "character_coverage", "must be in [0.9, 1.0]")
-        check(self.num_threads >= 1, "num_threads", "must be >= 1")
-        check(self.input_sentence_size >= 0, "input_sentence_size", "must be >= 0 (0 = use every piece)")
-        check(256 <= self.sentence_bytes <= 65536, "sentence_bytes", "must be in [256, 65536]")
-        for s in self.user_symbols:
-            check(bool(s) and not any(c.isspace() for c in s), "user_symbols",
-                  f"{s!r} is empty or contains whitespace; a symbol must be one word")
 
 
 class Tokenizer:
@@ -224,139 +190,3 @@ class _JsonBackend:
 
     def piece(self, token_id: int) -> str:
         return self._tok.id_to_token(token_id)
-
-
-def extend_base(tokenizer_json: str, special: dict, terms: Sequence[str]) -> tuple[bytes, dict]:
-    """The base tokenizer with our chat markers (special) and the domain ``terms`` it splits
-    added as new tokens after its own ids, which stay as they are. Each added token records the
-    ids the base used for its text: the model's new embedding row starts as their mean.
-
-    A term is added as "term" and " term" (after a space, the usual case in running text), the
-    two forms SentencePiece gets as user symbols. Returns the ``tokenizer.json`` bytes (with
-    our ``hpc_lm`` section) and figures for metrics."""
-    from tokenizers import AddedToken, Tokenizer as HFTokenizer
-    tok, base = HFTokenizer.from_str(tokenizer_json), HFTokenizer.from_str(tokenizer_json)
-    tok.encode_special_tokens = base.encode_special_tokens = True
-    base_size = tok.get_vocab_size(with_added_tokens=True)
-    added: list[dict] = []
-
-    def add(content: str, is_special: bool) -> None:
-        base_ids = base.encode(content, add_special_tokens=False).ids  # the untouched base's pieces
-        new = AddedToken(content, normalized=False, special=is_special)
-        (tok.add_special_tokens if is_special else tok.add_tokens)([new])
-        added.append({"id": tok.token_to_id(content), "content": content, "base_ids": base_ids})
-
-    for marker in CHAT_MARKERS:
-        if tok.token_to_id(marker) is None:
-            add(marker, True)
-    split_terms = []
-    for term in dict.fromkeys(t for t in terms if t and not any(c.isspace() for c in t)):
-        forms = [f for f in (term, " " + term) if tok.token_to_id(f) is None
-                 and len(base.encode(f, add_special_tokens=False).ids) > 1]
-        split_terms += [term] if forms else []
-        for form in forms:
-            add(form, False)
-    data = json.loads(tok.to_str())
-    data[META_KEY] = {"special": special, "base_vocab_size": base_size, "added": added}
-    figures = {"base_vocab_size": base_size, "added_tokens": len(added), "terms_added": len(split_terms),
-               "terms_already_whole": len(set(terms)) - len(split_terms)}
-    return json.dumps(data, ensure_ascii=False, sort_keys=True).encode("utf-8"), figures
-
-
-def training_sentences(texts: Iterable[str], max_bytes: int) -> Iterator[str]:
-    """Cut documents into pieces of at most ``max_bytes`` UTF-8 bytes at line ends (a longer line
-    after its last space), keeping the newlines so the tokenizer learns them. SentencePiece drops
-    a sentence over its length limit, and samples by sentence -- so whole documents would make
-    long documents vanish and the sample's memory unbounded."""
-    for text in texts:
-        piece, size = [], 0
-        for line in text.splitlines(keepends=True):
-            n = len(line.encode("utf-8"))
-            if size + n > max_bytes and piece:
-                yield "".join(piece)
-                piece, size = [], 0
-            while n > max_bytes:  # one overlong line (minified code, a table): cut after a space
-                head = line.encode("utf-8")[:max_bytes].decode("utf-8", errors="ignore")
-                cut = head.rfind(" ") + 1 or len(head)
-                yield line[:cut]
-                line = line[cut:]
-                n = len(line.encode("utf-8"))
-            piece.append(line)
-            size += n
-        if piece:
-            yield "".join(piece)
-
-
-def reservoir_sample(items: Iterable[str], size: int, seed: int) -> list[str]:
-    """A uniform sample of ``size`` items in one pass and O(size) memory, kept in input order;
-    ``size`` 0 keeps everything. Done here rather than by SentencePiece, whose sampler ignores
-    ``set_random_generator_seed`` (a fresh process draws another sample: not reproducible)."""
-    if size == 0:
-        return list(items)
-    rng = random.Random(seed)
-    kept: list[tuple[int, str]] = []
-    for i, item in enumerate(items):
-        if i < size:
-            kept.append((i, item))
-        else:
-            j = rng.randrange(i + 1)
-            if j < size:
-                kept[j] = (i, item)
-    return [item for _, item in sorted(kept)]
-
-
-def symbols_for(terms: Iterable[str]) -> list[str]:
-    """User-defined symbols for domain terms: each as "▁term" (after a space, the usual case)
-    and "term" (after punctuation or at a line start), deduplicated in first-seen order."""
-    symbols: dict[str, None] = {}
-    for term in terms:
-        if not term or term in CHAT_MARKERS or META in term or any(c.isspace() for c in term):
-            continue
-        symbols.setdefault(META + term)
-        symbols.setdefault(term)
-    return list(symbols)
-
-
-def train_tokenizer(texts: Iterable[str], params: TokenizerParams, terms: Sequence[str],
-                    seed: int) -> bytes:
-    """Train SentencePiece BPE on documents ``texts`` and return the serialized model.
-
-    ``terms`` (and ``params.user_symbols``) become user-defined symbols so domain words such as
-    MPI_Allreduce stay whole. The same texts, params and seed give byte-identical model bytes.
-    """
-    sample = reservoir_sample(training_sentences(texts, params.sentence_bytes), params.input_sentence_size, seed)
-    model = io.BytesIO()
-    spm.set_random_generator_seed(seed)  # for anything else random inside the trainer
-    try:
-        spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(sample),
-            model_writer=model,
-            model_type="bpe",
-            vocab_size=params.vocab_size,
-            character_coverage=params.character_coverage,
-            byte_fallback=params.byte_fallback,
-            split_digits=params.split_digits,
-            pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS,
-            control_symbols=list(CHAT_MARKERS),
-            user_defined_symbols=symbols_for(list(params.user_symbols) + list(terms)),
-            # identity normalisation + kept whitespace: decode(encode(text)) == text
-            normalization_rule_name="identity",
-            remove_extra_whitespaces=False,
-            allow_whitespace_only_pieces=True,
-            split_by_whitespace=True,
-            max_sentence_length=params.sentence_bytes,
-            input_sentence_size=0,  # sampled above, reproducibly
-            num_threads=params.num_threads,
-            minloglevel=2,
-        )
-    except RuntimeError as err:
-        msg = str(err).strip()
-        if "smaller than required_chars" in msg:
-            raise UserError(f"params.yaml: tokenizer.vocab_size={params.vocab_size} is too small for the "
-                            f"characters and symbols it must hold ({msg}); raise it or lower "
-                            f"tokenizer.character_coverage") from None
-        if "Vocabulary size" in msg or "vocab_size" in msg:
-            raise UserError(f"params.yaml: tokenizer.vocab_size={params.vocab_size} is too large for this "
-                            f"corpus ({msg}); lower it or add documents") from None
-        raise
-    return model.getvalue()

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from lib.core.errors import UserError
 from lib.hf import import_ as hf_import
 from lib.model.config import ModelConfig
-from lib.tokenizer import CHAT_MARKERS, Tokenizer, extend_base
+from lib.tokenizer import CHAT_MARKERS, Tokenizer
+from lib.tokenizer_build import extend_base
 
 os.environ.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
 transformers = pytest.importorskip("transformers")
@@ -206,7 +207,7 @@ def test_gguf_without_the_gguf_package(tmp_path, monkeypatch):
 
 
 def test_base_init_needs_the_base_tokenizer(base_dir):
-    from lib.tokenizer import TokenizerParams, train_tokenizer
+    from lib.tokenizer_build import TokenizerParams, train_tokenizer
     sp = Tokenizer(train_tokenizer([GENERAL * 20], TokenizerParams(vocab_size=300), [], seed=0))
     with pytest.raises(UserError, match="tokenizer.source: base"):
         hf_import.init_model(str(base_dir), sp, ModelConfig(), base_dir=None)

@@ -30,7 +30,8 @@ from lib.hf.tokenizer import stuck_pieces, tokenizer_json
 from lib.hf.verify import greedy_both, max_logit_diff, tokenizer_mismatches
 from lib.model.config import ModelConfig
 from lib.model.gpt import GPT
-from lib.tokenizer import MODEL_FILE, Tokenizer, TokenizerParams, train_tokenizer
+from lib.tokenizer import MODEL_FILE, Tokenizer
+from lib.tokenizer_build import TokenizerParams, train_tokenizer
 
 os.environ.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
 transformers = pytest.importorskip("transformers")

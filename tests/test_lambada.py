@@ -16,7 +16,8 @@ from lib.eval.lambada import (LambadaItem, encode_pair, evaluate_lambada, lambad
                          score_items, split_passage)
 from lib.model.config import ModelConfig
 from lib.model.gpt import GPT
-from lib.tokenizer import Tokenizer, TokenizerParams, train_tokenizer
+from lib.tokenizer import Tokenizer
+from lib.tokenizer_build import TokenizerParams, train_tokenizer
 
 TRAIN_TEXT = ("The node sends a message to every rank. Each process reads the input file and the cache line "
               "bounces between cores. Threads share memory on the same socket; the warp runs both branches. "

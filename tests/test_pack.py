@@ -12,7 +12,8 @@ from lib.pack import PackParams, pack_meta, pack_split
 from lib.core.params import ParamsError, from_mapping
 from lib.shards import META_FILE, dtype_for_vocab, file_sha256, iter_documents, open_split
 from lib.core.io import write_json
-from lib.tokenizer import Tokenizer, TokenizerParams, train_tokenizer
+from lib.tokenizer import Tokenizer
+from lib.tokenizer_build import TokenizerParams, train_tokenizer
 
 WORDS = "the node runs ranks on sockets and threads share caches while OpenMP loops scale".split()
 

@@ -89,7 +89,7 @@ def test_shipped_params_are_valid(repo_root):
     from lib.train.pretrain import PretrainParams
     from lib.scrape.config import ScrapeParams
     from lib.train.sft import SFTParams
-    from lib.tokenizer import TokenizerParams
+    from lib.tokenizer_build import TokenizerParams
 
     path = repo_root / "params.yaml"
     for name, cls in [("scrape", ScrapeParams), ("clean", CleanParams), ("corpus", CorpusParams),

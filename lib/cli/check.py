@@ -22,7 +22,7 @@ SCHEMAS: dict[str, tuple[str, str]] = {
     "scrape": ("lib.scrape", "ScrapeParams"),
     "clean": ("lib.clean", "CleanParams"),
     "corpus": ("lib.corpus", "CorpusParams"),
-    "tokenizer": ("lib.tokenizer", "TokenizerParams"),
+    "tokenizer": ("lib.tokenizer_build", "TokenizerParams"),
     "pack": ("lib.pack", "PackParams"),
     "pretrain": ("lib.train.pretrain", "PretrainParams"),
     "sft": ("lib.train.sft", "SFTParams"),
