@@ -8,7 +8,8 @@ from lib.core.errors import UserError
 from lib.core.stage import run_stage, summary
 from lib.core.io import atomic_path, iter_jsonl, write_json
 from lib.core.params import load_section, load_seed, read_params
-from lib.tokenizer import VOCAB_FILE, Tokenizer, TokenizerParams, extend_base, train_tokenizer
+from lib.tokenizer import VOCAB_FILE, Tokenizer
+from lib.tokenizer_build import TokenizerParams, extend_base, train_tokenizer
 from lib.tokenizer_stats import tokenizer_metrics
 
 CORPUS = Path("data/corpus")
