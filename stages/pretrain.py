@@ -58,8 +58,6 @@ def main() -> None:
                               rank=ctx.rank, world_size=ctx.world_size)
         return mean_loss(model, batches, device, ctx)
 
-    init_val_loss = evaluate()  # where training starts: the base model's figure (or random weights')
-
     def sample(step: int) -> dict[str, str]:
         return continuations(model, tokenizer, params.sample_prompts, params.sample_tokens)
 
@@ -79,6 +77,7 @@ def main() -> None:
         write_json(SAMPLES, result.samples)
         val = meta["splits"]["val"]
         bpb = lambda loss: round(bits_per_byte(loss, val["tokens"], val["text_bytes"]), 4)  # noqa: E731
+        init_val_loss = result.val_curve[0][2]  # step 0, before any update: the base's (or random weights') loss
         write_json("metrics/pretrain.json", {
             "params": model.num_params(), "flops_per_token": flops, "processes": ctx.world_size, **init_info,
             **run_metrics(result, params.steps), "best_val_bpb": bpb(result.best_val_loss),

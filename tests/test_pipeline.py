@@ -61,6 +61,10 @@ def test_every_stage_leaves_outputs_and_metrics(repo):
         assert env["packages"]["dvc"] and env["git_commit"], stage
     assert load(repo, "metrics/clean.json")["docs_kept"] > 20
     assert load(repo, "metrics/pack.json")["train"]["tokens"] > 10_000
+    pretrain = load(repo, "metrics/pretrain.json")  # the start (step 0) is above the best: it trained
+    first_val = float((repo / "metrics/plots/pretrain/val.csv").read_text().splitlines()[1].split(",")[2])
+    assert pretrain["init_val_loss"] == round(first_val, 4) > pretrain["best_val_loss"]
+    assert pretrain["init_val_bpb"] > pretrain["best_val_bpb"]
     evaluation = load(repo, "metrics/eval.json")
     for model in ("pretrain", "sft"):
         assert 0.0 <= evaluation[model]["lambada"]["lambada_hpc"]["accuracy"] <= 1.0
