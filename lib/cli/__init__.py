@@ -1,1 +1,2 @@
-"""Command-line tools for people: ``python -m lib.cli.generate`` and ``python -m lib.cli.chat``."""
+"""Command-line tools for people, behind one front door: `hpc-lm` (lib/cli/main.py) with generate,
+chat, export, verify, import, report and check; `python -m lib.cli` is the same."""
