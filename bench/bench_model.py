@@ -1,11 +1,13 @@
 """Training and generation speed of our GPT next to a nanoGPT-style GPT-2, measured in one run.
 
 CPU (always): the fixed shape of the issue (6 layers, width 384, 6 heads, sequence 256, batch 8,
-vocab 8192, fp32). Three training steps, interleaved so a load change on a shared machine hits
+vocab 8192, fp32). Four training steps, interleaved so a load change on a shared machine hits
 all alike, each with its own optimizer: our recipe (ReLU² 4x MLP, QK-norm, untied head, logit
-soft-cap; Muon for the hidden matrices + AdamW), our Llama-like default (SwiGLU d_ff 1024, the
-parameter count of a 4x GELU MLP; AdamW) and the baseline (bench/baseline_gpt.py: learned
-positions, LayerNorm, GELU, tied; AdamW). Eager, then compiled with torch.compile (inductor).
+soft-cap; Muon for the hidden matrices + AdamW), the same model with AdamW alone (Muon's
+Newton-Schulz cost set apart: it is per optimizer step, not per token), our Llama-like default
+(SwiGLU d_ff 1024, the parameter count of a 4x GELU MLP; AdamW) and the baseline
+(bench/baseline_gpt.py: learned positions, LayerNorm, GELU, tied; AdamW). The allocator is set
+as training sets it (lib.core.runtime.reuse_freed_memory) unless --default-allocator. Eager, then compiled with torch.compile (inductor).
 Generation, batch 1, greedy: ours over the preallocated KV cache against transformers'
 LlamaForCausalLM holding the same weights with its own cache, and ours without a cache.
 
@@ -31,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lib.model.config import ModelConfig  # noqa: E402
 from lib.model.gpt import GPT  # noqa: E402
-from lib.core.runtime import autocast, configure_cuda, mfu, peak_flops  # noqa: E402
+from lib.core.runtime import autocast, configure_cuda, mfu, peak_flops, reuse_freed_memory  # noqa: E402
 from lib.train.optim import OptimParams, build_optimizer  # noqa: E402
 from bench.baseline_gpt import BaselineGPT, baseline_optimizer  # noqa: E402
 
@@ -185,10 +187,15 @@ def cpu_bench(args) -> dict:
     vocab, d, layers, heads, seq, batch = 8192, 384, 6, 6, 256, 8
     shape = (vocab, d, layers, heads, seq)
     device = torch.device("cpu")
-    models = {"ours_recipe": _ours(*shape, recipe=True), "ours_llama": _ours(*shape, recipe=False),
-              "baseline": BaselineGPT(vocab, d, layers, heads, seq)}
+    allocator = "glibc default" if args.default_allocator else (
+        "freed memory reused" if reuse_freed_memory() else "default (not glibc)")
+    recipe_adamw = _ours(*shape, recipe=True)
+    recipe_adamw.bench_optimizer = "adamw"  # the recipe's model alone: Muon's cost set apart
+    models = {"ours_recipe": _ours(*shape, recipe=True), "ours_recipe_adamw": recipe_adamw,
+              "ours_llama": _ours(*shape, recipe=False), "baseline": BaselineGPT(vocab, d, layers, heads, seq)}
     train = bench_train(models, device, batch, seq, vocab, args.warmup, args.steps)
-    _ratios(train, ["ours_recipe", "ours_llama"])
+    _ratios(train, ["ours_recipe", "ours_recipe_adamw", "ours_llama"])
+    train["allocator"] = allocator
     report = {"shape": {"n_layer": layers, "d_model": d, "n_head": heads, "seq_len": seq, "batch": batch,
                         "vocab": vocab, "threads": args.threads},
               "train_eager": train}
@@ -246,6 +253,8 @@ def main() -> None:
     ap.add_argument("--no-cpu-compile", action="store_true", help="CPU: skip the torch.compile measurement")
     ap.add_argument("--peak-tflops", type=float, default=0.0, help="override the device's bf16 peak")
     ap.add_argument("--skip-cpu", action="store_true")
+    ap.add_argument("--default-allocator", action="store_true",
+                    help="CPU: leave glibc's allocator as it is (training calls reuse_freed_memory)")
     args = ap.parse_args()
     report = {"torch": torch.__version__}
     if not args.skip_cpu:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn as nn
 
 from lib.model.config import ModelConfig
 from lib.model.gpt import GPT, KVCache, padded_causal_mask
@@ -170,12 +171,14 @@ def test_qk_norm_normalises_each_head_before_rope():
     attn = model.blocks[0].attn
     with torch.no_grad():
         attn.q_norm.weight.fill_(2.0)
-    seen = {}
-    attn.q_norm.register_forward_hook(lambda m, i, o: seen.update(q=o))
-    with torch.no_grad():
-        model(torch.randint(0, 48, (1, 6)))
-    rms = seen["q"].pow(2).mean(-1).sqrt()  # (B, T, H): per head and position
-    torch.testing.assert_close(rms, torch.full_like(rms, 2.0), atol=1e-3, rtol=1e-3)
+        attn.k_norm.weight.uniform_(0.5, 1.5)
+        h = torch.randn(1, 6, model.cfg.d_model)
+        q, k, _ = attn.heads(h, rope=None)  # (B, H, T, D)
+        rms = q.pow(2).mean(-1).sqrt()  # per head and position; RoPE would keep it (a rotation)
+        torch.testing.assert_close(rms, torch.full_like(rms, 2.0), atol=1e-3, rtol=1e-3)
+        # each head type with its own module: the one-pass layout equals the two norms applied apart
+        raw_k = attn.wk(h).view(1, 6, attn.n_kv_head, attn.head_dim)
+        torch.testing.assert_close(k, attn.k_norm(raw_k).transpose(1, 2))
 
 
 def test_preallocated_cache_equals_growing_cache_and_never_reallocates():
@@ -223,3 +226,24 @@ def test_attention_probabilities_are_what_the_forward_pass_attends_with(qk_norm)
     expected = attn.wo(y.transpose(1, 2).reshape(2, 7, 32))
     with torch.no_grad():
         torch.testing.assert_close(attn(x, rope), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_decode_projection_keeps_one_transposed_copy_until_a_weight_changes():
+    from lib.model.layers import Projection
+    a, b = nn.Linear(16, 8, bias=False), nn.Linear(16, 4, bias=False)
+    proj, x = Projection(), torch.randn(1, 1, 16)
+    with torch.no_grad():
+        out = proj(x, a, b)
+        copy = proj._weight_t
+        torch.testing.assert_close(out, torch.cat([a(x), b(x)], dim=-1))
+        proj(x, a, b)
+        assert proj._weight_t is copy  # no new copy per token
+        b.weight.mul_(2.0)
+        torch.testing.assert_close(proj(x, a, b), torch.cat([a(x), b(x)], dim=-1))
+        assert proj._weight_t is not copy
+        many = torch.randn(4, 16, 16)  # prefill-sized: the weights as they are, no copy kept
+        fresh = Projection()
+        torch.testing.assert_close(fresh(many, a), a(many))
+        assert fresh._weight_t is None
+    with torch.enable_grad():
+        assert Projection()(x, a).requires_grad  # training never takes the copy

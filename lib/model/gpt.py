@@ -13,8 +13,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lib.model.layers import Attention, RMSNorm, apply_rope, make_mlp, make_norm, rope_tables, sinusoidal_table
+from lib.model.layers import Attention, Projection, make_mlp, make_norm, rope_tables, sinusoidal_table
 from lib.model.config import ModelConfig
+from lib.model.fused import softcap
 
 
 class Block(nn.Module):
@@ -53,6 +54,7 @@ class GPT(nn.Module):
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.lm_head.weight = self.embed.weight
+        self._head = Projection()
         self.apply(self._init_weights)
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -95,10 +97,9 @@ class GPT(nn.Module):
         x = self.drop(x)
         for i, block in enumerate(self.blocks):
             x = block(x, rope, None if caches is None else caches[i], attn_mask)
-        logits = self.lm_head(self.norm(x))
+        logits = self._head(self.norm(x), self.lm_head)
         if self.cfg.logit_softcap > 0:  # tanh keeps logits in (-cap, cap): no overconfident early spikes
-            cap = self.cfg.logit_softcap
-            logits = torch.tanh(logits.float() / cap) * cap
+            logits = softcap(logits.float(), self.cfg.logit_softcap)
         if targets is None:
             return logits, None
         if loss_mask is not None:

@@ -12,6 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lib.model import fused
+
 
 _FUSED_RMS_NORM = getattr(torch, "_fused_rms_norm", None)  # private; absent in older torch
 
@@ -34,6 +36,13 @@ class RMSNorm(nn.Module):
         return F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).type_as(x) * self.weight
 
 
+def rms_normalize(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """x / rms(x) over the last dimension, without a gain (fp32 inside, as RMSNorm)."""
+    if x.dtype == torch.float32 and _FUSED_RMS_NORM is not None and not torch.compiler.is_compiling():
+        return _FUSED_RMS_NORM(x, [x.shape[-1]], None, eps)[0]
+    return F.rms_norm(x.float(), (x.shape[-1],), eps=eps).type_as(x)
+
+
 def make_norm(kind: str, dim: int, eps: float | None = None) -> nn.Module:
     if kind == "rmsnorm":
         return RMSNorm(dim) if eps is None else RMSNorm(dim, eps)
@@ -50,9 +59,9 @@ def rope_tables(head_dim: int, max_len: int, theta: float) -> tuple[torch.Tensor
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate pairs (x[..., :d/2], x[..., d/2:]) by position-dependent angles; ``cos``/``sin``
-    broadcast against x[..., :d/2] (e.g. x (B, T, H, D) with tables (T, 1, D/2))."""
-    x1, x2 = x.float().chunk(2, dim=-1)
-    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).type_as(x)
+    broadcast against x[..., :d/2] (e.g. x (B, T, H, D) with tables (T, 1, D/2)). One
+    autograd node with a two-pass backward (lib.model.fused)."""
+    return fused.rope(x, cos, sin)
 
 
 def sinusoidal_table(max_len: int, dim: int) -> torch.Tensor:
@@ -75,6 +84,36 @@ def fused_linear(x: torch.Tensor, layers: tuple[nn.Module, ...]) -> torch.Tensor
     return torch.cat([m(x) for m in layers], dim=-1)
 
 
+DECODE_ROWS = 8  # inputs of at most this many rows (batch x tokens) take the decode path
+
+
+class Projection:
+    """Applies one or more bias-free projections of the same input (q, k, v; gate and up; a
+    single layer), with a decode path for CPU inference.
+
+    Decoding reads every weight once per token, and on CPU ``x @ W^T`` over the (out, in)
+    weight streams it from memory at about half the speed of ``x @ M`` over an (in, out)
+    matrix (bench_model's generation figures). So for a few rows without gradients this keeps
+    the weights concatenated and transposed, once, until a weight changes (an optimizer step or
+    load_state_dict bumps the tensor's version, a move changes its storage): one extra copy of
+    the weights while generating. Training, compiling, larger inputs (prefill, evaluation) and
+    wrapped layers (LoRA) take ``fused_linear``. Not a module: it holds no parameters of its own.
+    """
+
+    def __init__(self):
+        self._key, self._weight_t = None, None
+
+    def __call__(self, x: torch.Tensor, *layers: nn.Module) -> torch.Tensor:
+        # the layers come with each call: LoRA may have wrapped them since construction
+        if (torch.is_grad_enabled() or torch.compiler.is_compiling() or x.device.type != "cpu"
+                or x.numel() > DECODE_ROWS * x.shape[-1] or any(type(m) is not nn.Linear for m in layers)):
+            return fused_linear(x, layers) if len(layers) > 1 else layers[0](x)
+        key = tuple((m.weight.data_ptr(), m.weight._version, m.weight.dtype) for m in layers)
+        if key != self._key:
+            self._key, self._weight_t = key, torch.cat([m.weight for m in layers]).t().contiguous()
+        return x @ self._weight_t
+
+
 class Attention(nn.Module):
     """Causal multi-head attention with n_kv_head <= n_head key/value heads (MHA, GQA, MQA).
     SDPA picks the flash/memory-efficient kernel on GPU; ``enable_gqa`` shares K/V heads without
@@ -95,19 +134,7 @@ class Attention(nn.Module):
         # Muon and high learning rates train without logit blow-up (Qwen3's q_norm/k_norm layout).
         self.q_norm = make_norm("rmsnorm", self.head_dim, norm_eps) if qk_norm else None
         self.k_norm = make_norm("rmsnorm", self.head_dim, norm_eps) if qk_norm else None
-        self._fused_key, self._fused_weight = None, None  # inference-only copy of [wq; wk; wv]
-
-    def _qkv(self, x: torch.Tensor) -> torch.Tensor:
-        layers = (self.wq, self.wk, self.wv)
-        if torch.is_grad_enabled() or torch.compiler.is_compiling() or any(type(m) is not nn.Linear for m in layers):
-            return fused_linear(x, layers)
-        # Decoding one token at a time, concatenating the weights again per token copied more
-        # bytes than the GEMM read; keep the concatenation until a weight changes (an optimizer
-        # step or load_state_dict bumps the tensor's version, a move changes its storage).
-        key = tuple((m.weight.data_ptr(), m.weight._version, m.weight.dtype) for m in layers)
-        if key != self._fused_key:
-            self._fused_key, self._fused_weight = key, torch.cat([m.weight for m in layers])
-        return F.linear(x, self._fused_weight)
+        self._qkv, self._out = Projection(), Projection()
 
     def heads(self, x: torch.Tensor, rope=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """q (B, H, T, D) and k, v (B, Hkv, T, D): projected, normed and rotated."""
@@ -116,15 +143,24 @@ class Attention(nn.Module):
         # One GEMM for q, k and v and one RoPE pass over q and k together: fewer, larger kernels
         # (what nanoGPT's fused c_attn buys) while the weights stay the three named parameters
         # the Llama exporter maps.
-        qkv = self._qkv(x).view(B, T, H + 2 * Hkv, self.head_dim)
-        qk, v = qkv[:, :, :H + Hkv], qkv[:, :, H + Hkv:]
+        qkv = self._qkv(x, self.wq, self.wk, self.wv).view(B, T, H + 2 * Hkv, self.head_dim)
+        qk, v = qkv.split([H + Hkv, Hkv], dim=2)  # split, not slicing: one backward cat, no zero-filled buffers
         if self.q_norm is not None:
-            qk = torch.cat([self.q_norm(qk[:, :, :H]), self.k_norm(qk[:, :, H:])], dim=2)
+            qk = self._norm_qk(qk)
         if rope is not None:  # tables come as (T, D/2) or per row (B, 1, T, D/2); here heads are dim 2
             cos, sin = rope
             cos, sin = (cos[:, None], sin[:, None]) if cos.dim() == 2 else (cos.transpose(1, 2), sin.transpose(1, 2))
             qk = apply_rope(qk, cos, sin)
-        return qk[:, :, :H].transpose(1, 2), qk[:, :, H:].transpose(1, 2), v.transpose(1, 2)
+        q, k = qk.split([H, Hkv], dim=2)
+        return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+
+    def _norm_qk(self, qk: torch.Tensor) -> torch.Tensor:
+        """q_norm on the query heads and k_norm on the key heads of qk (B, T, H + Hkv, D), as one
+        normalisation and one product with the gains laid out per head: two norms and a
+        concatenation cost three more passes and a copy each way."""
+        H, Hkv, D = self.n_head, self.n_kv_head, self.head_dim
+        gains = torch.cat([self.q_norm.weight.expand(H, D), self.k_norm.weight.expand(Hkv, D)])
+        return rms_normalize(qk, self.q_norm.eps) * gains
 
     def forward(self, x, rope=None, cache=None, attn_mask=None):
         B, T, C = x.shape
@@ -140,7 +176,7 @@ class Attention(nn.Module):
             if attn_mask is None and T > 1:  # new tokens after a cached prefix: causal, offset by S - T
                 attn_mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout, enable_gqa=gqa)
-        return self.wo(y.transpose(1, 2).reshape(B, T, C))
+        return self._out(y.transpose(1, 2).reshape(B, T, C), self.wo)
 
     @torch.no_grad()
     def probabilities(self, x: torch.Tensor, rope=None) -> torch.Tensor:
@@ -164,8 +200,11 @@ class SwiGLU(nn.Module):
         self.w_down = nn.Linear(d_ff, d_model, bias=False)
         self.w_down.residual_projection = True
 
+        self._gate_up, self._down = Projection(), Projection()
+
     def forward(self, x):
-        return self.w_down(F.silu(self.w_gate(x)) * self.w_up(x))
+        gate, up = self._gate_up(x, self.w_gate, self.w_up).chunk(2, dim=-1)  # one GEMM, as the attention's q, k, v
+        return self._down(F.silu(gate) * up, self.w_down)
 
 
 class _UngatedMLP(nn.Module):
@@ -176,9 +215,10 @@ class _UngatedMLP(nn.Module):
         self.w_up = nn.Linear(d_model, d_ff, bias=False)
         self.w_down = nn.Linear(d_ff, d_model, bias=False)
         self.w_down.residual_projection = True
+        self._up, self._down = Projection(), Projection()
 
     def forward(self, x):
-        return self.w_down(self.activation(self.w_up(x)))
+        return self._down(self.activation(self._up(x, self.w_up)), self.w_down)
 
 
 class GeluMLP(_UngatedMLP):
@@ -195,7 +235,7 @@ class ReLU2MLP(_UngatedMLP):
 
     @staticmethod
     def activation(h):
-        return F.relu(h).square()
+        return fused.relu_squared(h)
 
 
 MLP_CLASSES = {"swiglu": SwiGLU, "gelu": GeluMLP, "relu2": ReLU2MLP}
