@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import real_text  # noqa: E402
 from bench.baseline_gpt import BaselineGPT, baseline_optimizer, nanogpt_lr  # noqa: E402
 from lib.model.config import ModelConfig  # noqa: E402
+from lib.core.runtime import reuse_freed_memory  # noqa: E402
 from lib.model.gpt import GPT  # noqa: E402
 from lib.train.optim import OptimParams, build_optimizer, set_lr_scale  # noqa: E402
 
@@ -205,6 +206,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="also write the JSON here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    reuse_freed_memory()  # as training does (lib.core.runtime.setup_torch)
     recipe, base = {**RECIPE, **args.recipe}, {**BASELINE, **args.baseline}
     corpus_dir = real_text.prepare(vocab_size=8192)
     train, val, corpus = real_text.load(corpus_dir)
