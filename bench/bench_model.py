@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import sys
 import time
@@ -196,6 +197,8 @@ def cpu_bench(args) -> dict:
     train = bench_train(models, device, batch, seq, vocab, args.warmup, args.steps)
     _ratios(train, ["ours_recipe", "ours_recipe_adamw", "ours_llama"])
     train["allocator"] = allocator
+    # the price of reuse_freed_memory: compare with a --default-allocator run
+    train["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     report = {"shape": {"n_layer": layers, "d_model": d, "n_head": heads, "seq_len": seq, "batch": batch,
                         "vocab": vocab, "threads": args.threads},
               "train_eager": train}

@@ -38,7 +38,9 @@ from bench.baseline_gpt import BaselineGPT, baseline_optimizer, nanogpt_lr  # no
 from lib.model.config import ModelConfig  # noqa: E402
 from lib.core.runtime import reuse_freed_memory  # noqa: E402
 from lib.model.gpt import GPT  # noqa: E402
-from lib.train.optim import OptimParams, build_optimizer, set_lr_scale  # noqa: E402
+from lib.train.optim import OptimParams, build_optimizer, set_lr  # noqa: E402
+from lib.train.params import TrainParams  # noqa: E402
+from lib.train.schedule import lr_at  # noqa: E402
 
 SHAPES = {"issue": dict(n_layer=6, d_model=384, n_head=6, seq_len=256, batch=8),  # bench_model's shape
           "small": dict(n_layer=4, d_model=256, n_head=4, seq_len=256, batch=8)}  # ~3x the steps per second
@@ -52,14 +54,15 @@ RECIPE = dict(qk_norm=True, mlp="relu2", d_ff_mult=4, zero_init_proj=True, logit
 BASELINE = dict(lr=1e-3, min_lr_ratio=0.1, beta1=0.9, beta2=0.99, weight_decay=0.1, warmup=0.02, grad_clip=1.0)
 
 
+PSEUDO_STEPS = 1000  # both schedules run on budget progress, as this many steps
+
+
 def recipe_scale(progress: float, r: dict) -> float:
-    """Our loop's schedule (lib.train.loop.lr_at) on budget progress in [0, 1]: warmup, then
-    cosine or linear decay to min_lr_ratio."""
-    if progress < r["warmup"]:
-        return (progress + 1e-3) / (r["warmup"] + 1e-3)
-    t = min(1.0, (progress - r["warmup"]) / (1 - r["warmup"]))
-    shape = 1 - t if r["schedule"] == "linear" else 0.5 * (1 + math.cos(math.pi * t))
-    return r["min_lr_ratio"] + shape * (1 - r["min_lr_ratio"])
+    """Our loop's schedule (lib.train.schedule.lr_at) on budget progress in [0, 1], as a factor of
+    each group's peak rate: warmup, then cosine or linear decay to min_lr_ratio."""
+    shape = TrainParams(lr=1.0, min_lr=r["min_lr_ratio"], warmup_steps=round(r["warmup"] * PSEUDO_STEPS),
+                        schedule=r["schedule"])
+    return lr_at(int(progress * PSEUDO_STEPS), shape, PSEUDO_STEPS)
 
 
 class Run:
@@ -83,7 +86,7 @@ class Run:
             if self.wall >= self.next_eval:
                 self.record(evaluate)
             t0, c0 = time.perf_counter(), time.process_time()
-            set_lr_scale(self.opt, self.scale_fn(self.wall / self.budget_s))
+            set_lr(self.opt, self.scale_fn(self.wall / self.budget_s))  # a factor of each group's peak
             self.model.train()
             x, y = batch(self.step)
             _, loss = self.model(x, y)
@@ -122,8 +125,8 @@ def make_runs(s: dict, vocab: int, budget_s: float, recipe: dict, base: dict) ->
     for g in base_opt.param_groups:
         g["initial_lr"] = base["lr"]
 
-    def base_scale(progress: float) -> float:  # nanoGPT's get_lr on 1000 pseudo-iterations of the budget
-        n = 1000
+    def base_scale(progress: float) -> float:  # nanoGPT's get_lr on the pseudo-iterations of the budget
+        n = PSEUDO_STEPS
         return nanogpt_lr(progress * n, 1.0, base["warmup"] * n, n, base["min_lr_ratio"])
     return [Run("ours", ours, ours_opt, lambda p: recipe_scale(p, recipe), recipe["grad_clip"], budget_s),
             Run("baseline", baseline, base_opt, base_scale, base["grad_clip"], budget_s)]

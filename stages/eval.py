@@ -12,7 +12,7 @@ from lib.eval.params import EvalParams
 from lib.eval.validation import predicted_tokens, val_metrics, val_nll
 from lib.infer.samples import ask, replies
 from lib.core.io import read_json, write_json
-from lib.eval.lambada import evaluate_lambada, read_lambada
+from lib.eval.lambada import HARNESS_TASK, evaluate_lambada, read_lambada
 from lib.core.params import load_section, load_seed
 from lib.core.runtime import setup_torch
 from lib.shards import META_FILE, open_split
@@ -49,8 +49,8 @@ def main() -> None:
     prompts = [p for p in prompts_path.read_text(encoding="utf-8").splitlines() if p.strip()]
     lambada = load_lambada(params, tokenizer)
 
-    # The method is named in the README and lib/eval/lambada.py (HARNESS): metrics hold numbers and labels.
-    metrics = {"settings": {"prepend_bos": params.prepend_bos, "method": "lm-evaluation-harness lambada_openai"}}
+    # metrics hold numbers and labels; the method's description is lib/eval/lambada.py's HARNESS
+    metrics = {"settings": {"prepend_bos": params.prepend_bos, "method": HARNESS_TASK}}
     samples = {}
     for name, path in MODELS.items():
         model = load_model(path, device, tokenizer.sha256)

@@ -12,7 +12,7 @@ from lib.core.errors import UserError
 from lib.core.params import ParamsError, from_mapping
 from lib.model.config import ModelConfig
 from lib.model.gpt import GPT
-from lib.train.optim import MuonAdamW, OptimParams, build_optimizer, param_roles, set_lr_scale
+from lib.train.optim import MuonAdamW, OptimParams, build_optimizer, param_roles, set_lr
 
 CPU = torch.device("cpu")
 
@@ -72,7 +72,7 @@ def test_embed_and_head_rates_get_their_own_groups_and_follow_the_schedule():
     opt = build_optimizer(model, OptimParams(lr=1e-3, embed_lr=0.1, head_lr=0.01), CPU)
     rates = {g["role"]: g["lr"] for g in opt.param_groups}
     assert rates == {"hidden": 1e-3, "embed": 0.1, "head": 0.01, "gain": 1e-3}
-    set_lr_scale(opt, 0.5)
+    set_lr(opt, 0.5)
     assert {g["role"]: g["lr"] for g in opt.param_groups} == {"hidden": 5e-4, "embed": 0.05, "head": 0.005,
                                                               "gain": 5e-4}
 

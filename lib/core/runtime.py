@@ -50,9 +50,12 @@ def reuse_freed_memory() -> bool:
     unmaps it on free, so each logits-sized CPU tensor (batch x seq x vocab fp32: 67 MB at
     8 x 256 x 8192) page-faults and zeroes all its pages again, several times a step: the
     logits, the soft-cap, log-softmax and their gradients. Served from the heap, and the heap
-    not trimmed, a step reuses the previous step's pages. Peak memory is unchanged; the process
-    keeps its peak until it exits. bench_model measures the training step with and without.
-    Returns whether the setting took (False off glibc)."""
+    not trimmed, a step reuses the pages of the steps before it.
+
+    It costs memory. An aligned request is a little larger than the block a freed tensor leaves,
+    so the heap holds a few spare large blocks before it reaches a steady state, and the process
+    keeps its peak until it exits. ``bench_model`` prints the peak RSS of its training section;
+    ``--default-allocator`` measures without. Returns whether the setting took (False off glibc)."""
     if not sys.platform.startswith("linux"):
         return False
     try:

@@ -37,7 +37,8 @@ from lib.core.io import iter_jsonl
 from lib.core.runtime import autocast
 from lib.tokenizer import Tokenizer
 
-HARNESS = "lm-evaluation-harness lambada_openai (loglikelihood: acc = is_greedy, perplexity = exp(-mean loglik))"
+HARNESS_TASK = "lm-evaluation-harness lambada_openai"  # the label eval's metrics carry
+HARNESS = f"{HARNESS_TASK} (loglikelihood: acc = is_greedy, perplexity = exp(-mean loglik))"
 
 
 @dataclass(frozen=True)

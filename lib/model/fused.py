@@ -64,10 +64,14 @@ def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     return out.type_as(x)
 
 
+def _capped(logits: torch.Tensor, cap: float) -> torch.Tensor:
+    return torch.div(logits, cap).tanh_().mul_(cap)  # one new tensor, three passes
+
+
 class _SoftCap(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits, cap):
-        out = torch.div(logits, cap).tanh_().mul_(cap)
+        out = _capped(logits, cap)
         ctx.save_for_backward(out)
         ctx.cap = cap
         return out
@@ -83,7 +87,7 @@ def softcap(logits: torch.Tensor, cap: float) -> torch.Tensor:
     """cap * tanh(logits / cap): logits bounded in (-cap, cap)."""
     if torch.compiler.is_compiling():
         return torch.tanh(logits / cap) * cap
-    return _SoftCap.apply(logits, cap) if _needs_grad(logits) else torch.div(logits, cap).tanh_().mul_(cap)
+    return _SoftCap.apply(logits, cap) if _needs_grad(logits) else _capped(logits, cap)
 
 
 class _ReLU2(torch.autograd.Function):

@@ -89,7 +89,7 @@ class GPT(nn.Module):
         if kind == "rope":
             if positions is None:
                 rope = self.rope_cos[start_pos:start_pos + T], self.rope_sin[start_pos:start_pos + T]
-            else:  # (B, 1, T, D/2): broadcast over heads in apply_rope
+            else:  # (B, 1, T, D/2): broadcast over heads in fused.rope
                 rope = self.rope_cos[positions][:, None], self.rope_sin[positions][:, None]
         elif kind != "none":
             pos = torch.arange(start_pos, start_pos + T, device=idx.device) if positions is None else positions

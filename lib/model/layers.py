@@ -25,21 +25,20 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # F.rms_norm is one fused kernel (gain included) where plain ops would be five. Under bf16
-        # autocast normalise in fp32: the mean of squares loses precision in bf16.
-        if x.dtype == torch.float32:
-            if _FUSED_RMS_NORM is not None and not torch.compiler.is_compiling():
-                # F.rms_norm decomposes into five ops in eager mode on CPU; the fused kernel
-                # (forward and backward) made the whole training step ~3% faster (bench_model).
-                return _FUSED_RMS_NORM(x, [x.shape[-1]], self.weight, self.eps)[0]
-            return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
-        return F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).type_as(x) * self.weight
+        # F.rms_norm decomposes into five ops in eager mode on CPU; the fused kernel with the gain
+        # inside (forward and backward) made the whole training step ~3% faster (bench_model).
+        if x.dtype == torch.float32 and _FUSED_RMS_NORM is not None and not torch.compiler.is_compiling():
+            return _FUSED_RMS_NORM(x, [x.shape[-1]], self.weight, self.eps)[0]
+        return rms_normalize(x, self.eps) * self.weight
 
 
 def rms_normalize(x: torch.Tensor, eps: float) -> torch.Tensor:
-    """x / rms(x) over the last dimension, without a gain (fp32 inside, as RMSNorm)."""
-    if x.dtype == torch.float32 and _FUSED_RMS_NORM is not None and not torch.compiler.is_compiling():
-        return _FUSED_RMS_NORM(x, [x.shape[-1]], None, eps)[0]
+    """x / rms(x) over the last dimension, without a gain. Under bf16 autocast it normalises in
+    fp32: the mean of squares loses precision in bf16."""
+    if x.dtype == torch.float32:
+        if _FUSED_RMS_NORM is not None and not torch.compiler.is_compiling():
+            return _FUSED_RMS_NORM(x, [x.shape[-1]], None, eps)[0]
+        return F.rms_norm(x, (x.shape[-1],), eps=eps)
     return F.rms_norm(x.float(), (x.shape[-1],), eps=eps).type_as(x)
 
 
@@ -57,13 +56,6 @@ def rope_tables(head_dim: int, max_len: int, theta: float) -> tuple[torch.Tensor
     return angles.cos(), angles.sin()
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (x[..., :d/2], x[..., d/2:]) by position-dependent angles; ``cos``/``sin``
-    broadcast against x[..., :d/2] (e.g. x (B, T, H, D) with tables (T, 1, D/2)). One
-    autograd node with a two-pass backward (lib.model.fused)."""
-    return fused.rope(x, cos, sin)
-
-
 def sinusoidal_table(max_len: int, dim: int) -> torch.Tensor:
     """The fixed sin/cos position encodings of "Attention is all you need" (max_len, dim)."""
     pos = torch.arange(max_len, dtype=torch.float32)[:, None]
@@ -79,6 +71,8 @@ def sinusoidal_table(max_len: int, dim: int) -> torch.Tensor:
 def fused_linear(x: torch.Tensor, layers: tuple[nn.Module, ...]) -> torch.Tensor:
     """Several bias-free projections of the same input as one GEMM: fewer, larger kernels, while
     the weights stay separately named parameters. Wrapped layers (LoRA) run their own forward."""
+    if len(layers) == 1:
+        return layers[0](x)
     if all(type(m) is nn.Linear for m in layers):
         return F.linear(x, torch.cat([m.weight for m in layers]))
     return torch.cat([m(x) for m in layers], dim=-1)
@@ -92,8 +86,9 @@ class Projection:
     single layer), with a decode path for CPU inference.
 
     Decoding reads every weight once per token, and on CPU ``x @ W^T`` over the (out, in)
-    weight streams it from memory at about half the speed of ``x @ M`` over an (in, out)
-    matrix (bench_model's generation figures). So for a few rows without gradients this keeps
+    weight streamed it from memory at about half the speed of ``x @ M`` over an (in, out)
+    matrix (with the SwiGLU change alongside, bench_model's generation went from 1.06x to about
+    1.5x Hugging Face's Llama). So for a few rows without gradients this keeps
     the weights concatenated and transposed, once, until a weight changes (an optimizer step or
     load_state_dict bumps the tensor's version, a move changes its storage): one extra copy of
     the weights while generating. Training, compiling, larger inputs (prefill, evaluation) and
@@ -107,7 +102,7 @@ class Projection:
         # the layers come with each call: LoRA may have wrapped them since construction
         if (torch.is_grad_enabled() or torch.compiler.is_compiling() or x.device.type != "cpu"
                 or x.numel() > DECODE_ROWS * x.shape[-1] or any(type(m) is not nn.Linear for m in layers)):
-            return fused_linear(x, layers) if len(layers) > 1 else layers[0](x)
+            return fused_linear(x, layers)
         key = tuple((m.weight.data_ptr(), m.weight._version, m.weight.dtype) for m in layers)
         if key != self._key:
             self._key, self._weight_t = key, torch.cat([m.weight for m in layers]).t().contiguous()
@@ -150,7 +145,7 @@ class Attention(nn.Module):
         if rope is not None:  # tables come as (T, D/2) or per row (B, 1, T, D/2); here heads are dim 2
             cos, sin = rope
             cos, sin = (cos[:, None], sin[:, None]) if cos.dim() == 2 else (cos.transpose(1, 2), sin.transpose(1, 2))
-            qk = apply_rope(qk, cos, sin)
+            qk = fused.rope(qk, cos, sin)
         q, k = qk.split([H, Hkv], dim=2)
         return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
 

@@ -14,7 +14,7 @@ anything else below 2-D, never weight-decayed.
   head's rows are per-token, so they keep Adam's per-coordinate steps.
 
 Every group remembers its peak rate as ``initial_lr``; the loop scales all of them by the
-schedule's factor (``set_lr_scale``), so warmup and decay apply to every role alike.
+schedule's factor (``set_lr``), so warmup and decay apply to every role alike.
 """
 from __future__ import annotations
 
@@ -134,14 +134,9 @@ def build_optimizer(model: nn.Module, p: OptimParams, device: torch.device, fsdp
     return opt
 
 
-def set_lr_scale(optimizer, scale: float) -> None:
-    """Every group at its own peak rate times the schedule's factor (lr_at(step) / lr)."""
-    for group in optimizer.param_groups:
-        group["lr"] = group["initial_lr"] * scale
-
-
-def set_lr(optimizer, lr: float, peak: float) -> None:
+def set_lr(optimizer, lr: float, peak: float = 1.0) -> None:
     """The schedule's ``lr`` (peaking at ``peak``) for every group: groups at ``peak`` get ``lr``
-    itself (bit for bit what a one-rate optimizer gets), the others their rate scaled alike."""
+    itself (bit for bit what a one-rate optimizer gets), the others their rate scaled alike.
+    With the default ``peak`` of 1, ``lr`` is the schedule's factor for every group's own rate."""
     for group in optimizer.param_groups:
         group["lr"] = lr if group["initial_lr"] == peak else group["initial_lr"] * (lr / peak)
