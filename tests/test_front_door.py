@@ -50,6 +50,15 @@ def test_the_installed_command_lists_every_subcommand():
     assert set(COMMANDS) == {"generate", "chat", "export", "verify", "import", "report", "check"}
 
 
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_subcommand_names_itself_as_typed(name):
+    """`hpc-lm export --help` must say `usage: hpc-lm export`, not the module path behind it."""
+    proc = subprocess.run([str(ROOT / ".venv" / "bin" / "hpc-lm"), name, "--help"], cwd=ROOT, env=env(),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"usage: hpc-lm {name}"), proc.stdout[:200]
+
+
 def test_every_subcommand_module_has_a_main():
     import importlib
     for name, (module, _) in COMMANDS.items():

@@ -82,7 +82,7 @@ def export_model(model_dir: str | os.PathLike, tokenizer_dir: str | os.PathLike,
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m lib.hf.export", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True, help="our model directory (models/pretrain or models/sft)")
     ap.add_argument("--tokenizer", default="models/tokenizer", help="tokenizer directory (default %(default)s)")
     ap.add_argument("--out", required=True, help="Hugging Face directory to write (replaced if present)")

@@ -225,7 +225,7 @@ def init_model(init: str, tokenizer: Tokenizer, scratch_cfg: ModelConfig,
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m lib.hf.import_", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--hf-dir", required=True, help="Hugging Face model directory (config.json, model.safetensors, "
                                                     "tokenizer.model)")
     ap.add_argument("--out", required=True, help="our model directory to write (replaced if present)")

@@ -89,7 +89,7 @@ def verify(model_dir: str, tokenizer_dir: str, hf_dir: str, texts: list[str], wi
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m lib.hf.verify", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True)
     ap.add_argument("--tokenizer", default="models/tokenizer")
     ap.add_argument("--hf-dir", required=True)
