@@ -3,18 +3,32 @@ test registers a toy one (for this test only) and runs it through the real code 
 nothing else edited."""
 from __future__ import annotations
 
+import ast
+import csv
+import io
+import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import torch
 
+from lib.clean import CleanParams, clean
+from lib.clean.counters import declared
+from lib.clean.text import decode
+from lib.clean.types import Extracted
 from lib.core.params import ParamsError, from_mapping
 from lib.eval.validation import mean_loss
+from lib.formats import registry
+from lib.formats.registry import DocumentFormat, sniff
+from lib.formats.signatures import Probe
 from lib.model.config import ModelConfig
 from lib.model.gpt import GPT
 from lib.train import optim, schedule
 from lib.train.loop import finish, train
 from lib.train.params import RunPlan, TrainParams
+from lib.scrape import ScrapeParams, scrape
+from tests.hpc_text import SENTENCES
 
 VOCAB = 40
 
@@ -79,3 +93,88 @@ def test_an_optimizer_that_leaves_parameters_out_is_refused(monkeypatch):
     monkeypatch.setitem(optim.OPTIMIZERS, "partial", hidden_only)
     with pytest.raises(ValueError, match="every trainable parameter once"):
         optim.build_optimizer(tiny_model(), optim.OptimParams(optimizer="partial"), torch.device("cpu"))
+
+
+# A toy format: a two-column CSV glossary (term, explanation). Its extractor counts rows and
+# rejects a ragged file; its post-processing step turns the row separator into a colon.
+COUNTERS = ("csv_rows",)
+
+
+def is_csv(probe: Probe, fmt: DocumentFormat) -> bool:
+    if probe.text is None or not probe.named(fmt):
+        return False
+    lines = [ln for ln in probe.text.splitlines() if ln.strip()]
+    return len(lines) >= 2 and all("," in ln for ln in lines)
+
+
+def extract_csv(data: bytes, content_type: str | None, p: CleanParams, stats: Counter) -> Extracted:
+    rows = list(csv.reader(io.StringIO(decode(data, None, stats))))
+    if len({len(row) for row in rows}) != 1:
+        return Extracted("", "", reason="csv_ragged")
+    stats["csv_rows"] += len(rows) - 1
+    return Extracted(" ".join(rows[0]), "\n\n".join(f"{term} -- {text}" for term, text in rows[1:]))
+
+
+def csv_colons(text: str, p: CleanParams, stats: Counter) -> str:
+    return text.replace(" -- ", ": ")
+
+
+CSV = DocumentFormat("csv", ("csv",), ("text/csv",), is_csv, f"{__name__}:extract_csv",
+                     post=(f"{__name__}:csv_colons",), reasons=("csv_ragged",))
+
+
+def glossary() -> bytes:
+    rows = [("Term", "Explanation")] + [(f"Topic {i}", s) for i, s in enumerate(SENTENCES)]
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue().encode()
+
+
+def test_a_registered_format_is_sniffed_stored_and_cleaned(monkeypatch, tmp_path: Path):
+    data = glossary()
+    assert sniff(data, "glossary.csv") == "text"  # before: any text nothing else claims
+    monkeypatch.setitem(registry.FORMATS, "csv", CSV)
+    assert sniff(data, "glossary.csv") == "csv" and sniff(data, "glossary.txt") == "text"
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "glossary.csv").write_bytes(data)
+    (tmp_path / "docs" / "ragged.csv").write_bytes(b"a,b\nc,d\ne,f,g\nh,i\n")
+    monkeypatch.chdir(tmp_path)
+    scrape(from_mapping(ScrapeParams, {"sources": [{"path": "docs"}], "cache_dir": "", "out_dir": "raw"}, "s"))
+    manifest = [json.loads(line) for line in (tmp_path / "raw" / "manifest.jsonl").read_text().splitlines()]
+    assert {(r["type"], r["content_type"], Path(r["path"]).suffix) for r in manifest} == {("csv", "text/csv", ".csv")}
+    metrics = clean(CleanParams(workers=1, raw_dir="raw", out_dir="clean"))
+    [doc] = [json.loads(line) for line in (tmp_path / "clean" / "docs.jsonl").read_text().splitlines()]
+    assert doc["type"] == "csv" and doc["title"] == "Term Explanation"
+    assert doc["text"].startswith(f"Topic 0: {SENTENCES[0]}\n\nTopic 1: {SENTENCES[1]}")
+    assert metrics["rules"]["csv_rows"] == len(SENTENCES) and metrics["dropped"]["csv_ragged"] == 1
+    assert set(metrics["rules"]) == set(declared())  # the toy's counter came with its format
+
+
+def emitted(path: Path) -> set[str]:
+    """Counter names a module adds to a stats Counter: ``stats["x"] += n``, ``stats.update(x=n)``
+    (``stats`` or ``self.stats``)."""
+    def is_stats(node) -> bool:
+        return (isinstance(node, ast.Name) and node.id == "stats") or \
+            (isinstance(node, ast.Attribute) and node.attr == "stats")
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Subscript) and is_stats(node.value):
+            assert isinstance(node.slice, ast.Constant), f"{path}:{node.lineno}: a counter name must be a literal"
+            names.add(node.slice.value)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                node.func.attr == "update" and is_stats(node.func.value):
+            assert node.keywords and not node.args, f"{path}:{node.lineno}: stats.update(name=n) only"
+            names |= {k.arg for k in node.keywords}
+    return names
+
+
+def test_every_clean_module_declares_exactly_the_counters_it_emits():
+    import importlib
+    modules = sorted(Path("lib/clean").glob("*.py"))
+    assert len(modules) > 10
+    for path in modules:
+        module = importlib.import_module(f"lib.clean.{path.stem}") if path.stem != "__init__" else None
+        declared_here = set(getattr(module, "COUNTERS", ()))
+        assert emitted(path) == declared_here, f"{path}: emits {sorted(emitted(path))}, declares {sorted(declared_here)}"
+    everything = set().union(*(emitted(p) for p in modules))
+    assert set(declared()) == everything and len(everything) >= 25
