@@ -20,8 +20,8 @@ from lib.clean.types import Extracted
 from lib.core.params import ParamsError, from_mapping
 from lib.eval.validation import mean_loss
 from lib.formats import registry
-from lib.formats.registry import DocumentFormat, sniff
-from lib.formats.signatures import Probe
+from lib.formats.format import DocumentFormat, Probe
+from lib.formats.registry import sniff
 from lib.model.config import ModelConfig
 from lib.model.gpt import GPT
 from lib.train import optim, schedule

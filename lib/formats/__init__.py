@@ -1,2 +1,3 @@
-"""Document formats: one ``DocumentFormat`` record per format (registry.py) and the byte
-signatures that recognise them (signatures.py), shared by the scrape and clean stages."""
+"""Document formats, shared by the scrape and clean stages: one ``DocumentFormat`` record per
+format in ``FORMATS`` (registry.py), the record and probe types (format.py) and the built-in
+formats' byte signatures (signatures.py)."""

@@ -2,8 +2,8 @@
 
 Scrape sniffs a document's format, stores it under the format's first extension and records its
 content type; clean extracts it with the format's extractor, normalises the text and runs the
-format's post-processing. A new format is one record here (plus its extractor); nothing else
-names formats.
+format's post-processing. A new format is one record here (plus its sniff function and
+extractor); nothing else lists formats. (The crawler follows links in "html" documents only.)
 
 The extractor and post-processing steps are named as ``"module:function"`` and imported when
 clean first uses them, so the scrape stage (which only sniffs) does not depend on the extraction
@@ -11,28 +11,14 @@ code: an edit to the PDF layout code reruns clean, not the web scrape.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from importlib import import_module
 from typing import Callable
 
-from lib.formats.signatures import Probe, is_html, is_markdown, is_pdf
+from lib.formats.format import DocumentFormat, Probe
+from lib.formats.signatures import is_html, is_markdown, is_pdf
 
 UNKNOWN = "unknown"  # the type of a document no format claims (recorded, never stored)
 UNKNOWN_CONTENT_TYPE = "application/octet-stream"
-
-
-@dataclass(frozen=True)
-class DocumentFormat:
-    name: str                      # the manifest's "type"
-    extensions: tuple[str, ...]    # name hints; the first is the stored file's suffix
-    content_types: tuple[str, ...]  # Content-Type hints; the first is recorded when a source gave none
-    # (probe, this format) -> is it one? Tried in table order; None: the fallback for any text
-    # no other format claims (one format, "text").
-    sniff: Callable[[Probe, "DocumentFormat"], bool] | None
-    extract: str                   # "module:function": (data, content_type, CleanParams, stats) -> Extracted
-    post: tuple[str, ...] = ()     # "module:function"s: (text, CleanParams, stats) -> text, after normalising
-    reasons: tuple[str, ...] = ()  # what the extractor can reject a document for, beyond the common ones
-
 
 FORMATS: dict[str, DocumentFormat] = {f.name: f for f in (
     DocumentFormat("pdf", ("pdf",), ("application/pdf",), is_pdf, "lib.clean.extract:pdf",

@@ -7,12 +7,18 @@ A decay is a function of ``done`` (the share of the post-warmup steps taken, 0 t
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Callable
-
-if TYPE_CHECKING:
-    from lib.train.params import TrainParams
+from typing import Callable, Protocol
 
 Decay = Callable[[float, float, float], float]  # (done, lr, min_lr) -> the rate
+
+
+class ScheduleParams(Protocol):
+    """What the schedule reads of TrainParams (lib/train/params.py, which checks ``schedule``
+    against this module's table)."""
+    lr: float
+    min_lr: float
+    warmup_steps: int
+    schedule: str
 
 
 def cosine(done: float, lr: float, min_lr: float) -> float:
@@ -30,7 +36,7 @@ def constant(done: float, lr: float, min_lr: float) -> float:
 SCHEDULES: dict[str, Decay] = {"cosine": cosine, "linear": linear, "constant": constant}
 
 
-def lr_at(step: int, params: TrainParams, steps: int) -> float:
+def lr_at(step: int, params: ScheduleParams, steps: int) -> float:
     """Linear warmup to ``lr`` over ``warmup_steps``, then ``params.schedule``'s decay, reaching
     its end at step ``steps``."""
     if step < params.warmup_steps:
