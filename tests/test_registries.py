@@ -178,3 +178,17 @@ def test_every_clean_module_declares_exactly_the_counters_it_emits():
         assert emitted(path) == declared_here, f"{path}: emits {sorted(emitted(path))}, declares {sorted(declared_here)}"
     everything = set().union(*(emitted(p) for p in modules))
     assert set(declared()) == everything and len(everything) >= 25
+
+
+def test_every_format_step_resolves_and_the_clean_stage_depends_on_its_module():
+    """The steps are named, not imported, so the scrape stage does not depend on them: the clean
+    stage's dvc.yaml deps must cover their modules instead."""
+    import yaml
+    deps = yaml.safe_load(Path("dvc.yaml").read_text())["stages"]["clean"]["deps"]
+    scrape_deps = yaml.safe_load(Path("dvc.yaml").read_text())["stages"]["scrape"]["deps"]
+    for fmt in registry.FORMATS.values():
+        for ref in (fmt.extract, *fmt.post):
+            assert callable(registry.load(ref)), ref
+            path = registry.module_of(ref).replace(".", "/") + ".py"
+            assert any(path.startswith(d.rstrip("/") + "/") for d in deps), f"{ref}: not under clean's deps"
+            assert not any(path.startswith(d.rstrip("/") + "/") for d in scrape_deps), ref
