@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import importlib
 import io
 import json
 from collections import Counter
@@ -24,12 +25,13 @@ from lib.formats.format import DocumentFormat, Probe
 from lib.formats.registry import sniff
 from lib.model.config import ModelConfig
 from lib.model.gpt import GPT
+from lib.scrape import ScrapeParams, scrape
 from lib.train import optim, schedule
 from lib.train.loop import finish, train
 from lib.train.params import RunPlan, TrainParams
-from lib.scrape import ScrapeParams, scrape
 from tests.hpc_text import SENTENCES
 
+ROOT = Path(__file__).resolve().parent.parent
 VOCAB = 40
 
 
@@ -169,13 +171,13 @@ def emitted(path: Path) -> set[str]:
 
 
 def test_every_clean_module_declares_exactly_the_counters_it_emits():
-    import importlib
-    modules = sorted(Path("lib/clean").glob("*.py"))
+    modules = sorted((ROOT / "lib" / "clean").glob("*.py"))
     assert len(modules) > 10
     for path in modules:
         module = importlib.import_module(f"lib.clean.{path.stem}") if path.stem != "__init__" else None
         declared_here = set(getattr(module, "COUNTERS", ()))
-        assert emitted(path) == declared_here, f"{path}: emits {sorted(emitted(path))}, declares {sorted(declared_here)}"
+        counted = emitted(path)
+        assert counted == declared_here, f"{path}: counts {sorted(counted)}, declares {sorted(declared_here)}"
     everything = set().union(*(emitted(p) for p in modules))
     assert set(declared()) == everything and len(everything) >= 25
 
@@ -184,8 +186,8 @@ def test_every_format_step_resolves_and_the_clean_stage_depends_on_its_module():
     """The steps are named, not imported, so the scrape stage does not depend on them: the clean
     stage's dvc.yaml deps must cover their modules instead."""
     import yaml
-    deps = yaml.safe_load(Path("dvc.yaml").read_text())["stages"]["clean"]["deps"]
-    scrape_deps = yaml.safe_load(Path("dvc.yaml").read_text())["stages"]["scrape"]["deps"]
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    deps, scrape_deps = stages["clean"]["deps"], stages["scrape"]["deps"]
     for fmt in registry.FORMATS.values():
         for ref in (fmt.extract, *fmt.post):
             assert callable(registry.load(ref)), ref
