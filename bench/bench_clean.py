@@ -28,7 +28,7 @@ from collections import Counter
 from lib.clean.config import CleanParams
 from lib.clean.extract import extract
 from lib.clean.pipeline import process_bytes
-from lib.scrape.sniff import sniff
+from lib.formats.registry import sniff
 
 PARAMS = CleanParams()
 

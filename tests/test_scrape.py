@@ -10,7 +10,7 @@ import pytest
 
 from lib.core.params import ParamsError, from_mapping
 from lib.scrape import ScrapeParams, scrape
-from lib.scrape.sniff import sniff
+from lib.formats.registry import sniff
 
 HTML = b"<!DOCTYPE html><html><head><title>t</title></head><body><p>Hello MPI</p></body></html>"
 

@@ -89,8 +89,8 @@ def test_optimizer_decays_matrices_only_and_is_fused_on_cuda():
 
 
 def test_optimizer_is_fused_on_cuda(monkeypatch):
-    seen = {}
-    monkeypatch.setattr(torch.optim, "AdamW", lambda groups, **kw: seen.update(kw))
+    seen, adamw = {}, torch.optim.AdamW  # records the arguments, builds an unfused one (no CUDA here)
+    monkeypatch.setattr(torch.optim, "AdamW", lambda groups, **kw: seen.update(kw) or adamw(groups, lr=kw["lr"]))
     build_optimizer(tiny_model(), loop()[0], torch.device("cuda"))
     assert seen["fused"] is True and seen["betas"] == (0.9, 0.95)
 

@@ -16,6 +16,8 @@ from lib.clean.html_nav import is_nav_line
 from lib.clean.text import declared_charset, decode
 from lib.clean.types import Extracted
 
+# The counters this module adds to a document's stats (lib/clean/counters.py gathers them).
+COUNTERS = ("html_boilerplate_elements", "html_edit_links", "html_flat_fallback", "html_nav_lines")
 DROP_TAGS = ["script", "style", "noscript", "nav", "header", "footer", "aside", "form", "iframe",
              "svg", "button", "template", "select", "input", "textarea", "object", "embed", "canvas"]
 DROP_ROLES = {"navigation", "banner", "contentinfo", "complementary", "search", "menu", "menubar"}

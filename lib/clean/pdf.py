@@ -14,6 +14,9 @@ from lib.clean.pdf_lines import Line, page_lines, reading_order
 from lib.clean.pdf_paragraphs import append, body_size, paragraphs, resolve_hyphens
 from lib.clean.types import Extracted
 
+# The counters this module adds to a document's stats (lib/clean/counters.py gathers them).
+COUNTERS = ("pdf_duplicate_pages_removed", "pdf_pages", "pdf_running_lines_removed",
+            "pdf_scanned_pages")
 _DIGITS = re.compile(r"\d+")
 
 

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import pymupdf
 
+# The counters this module adds to a document's stats (lib/clean/counters.py gathers them).
+COUNTERS = ("pdf_line_numbers_removed", "pdf_page_numbers_removed", "pdf_two_column_bands")
 FLAGS = pymupdf.TEXT_PRESERVE_WHITESPACE | pymupdf.TEXT_MEDIABOX_CLIP | pymupdf.TEXT_PRESERVE_SPANS
 NUMBER_ONLY = re.compile(r"^\s*(?:[-\u2013\u2014(\[]?\s*(?:page\s+)?\d{1,5}(?:\s*(?:/|of)\s*\d{1,5})?"
                          r"\s*[-\u2013\u2014)\]]?|[ivxlcdm]{1,6})\s*$", re.I)

@@ -12,6 +12,8 @@ from collections import Counter
 
 from lib.clean.pdf_lines import Line
 
+# The counters this module adds to a document's stats (lib/clean/counters.py gathers them).
+COUNTERS = ("pdf_breaks_rejoined", "pdf_headings", "pdf_hyphens_joined", "pdf_hyphens_kept")
 _BULLET = re.compile(r"^[\u2022\u2023\u25e6\u2043\u25aa\u25cf\u25b6\u25b8]\s*")
 _SOFT = "\x02"  # marks a line-end hyphen until the whole document is known
 _SOFT_WORD = re.compile(r"(\w+)\x02(\w+)")

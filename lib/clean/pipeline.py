@@ -11,29 +11,30 @@ from typing import Iterable, Iterator
 
 from lib.core.progress import progress
 
-from lib.clean import language
 from lib.clean.boilerplate import strip_repeats
 from lib.clean.config import CleanParams
+from lib.clean.counters import declared as declared_counters
 from lib.clean.dedup import NearDuplicateIndex, minhash, text_hash
-from lib.clean.extract import EXTRACT_REASONS, extract, read_raw
+from lib.clean.extract import extract, read_raw
+from lib.clean.extract import reasons as extract_reasons
 from lib.clean.filters import REASONS as FILTER_REASONS
 from lib.clean.filters import Doc, first_failure
+from lib.clean.language import identifier as language_model
 from lib.clean.relevance import relevance
 from lib.clean.text import prose
 from lib.core.errors import UserError
 from lib.core.io import JsonlWriter, iter_jsonl
 
 _PARAMS: CleanParams | None = None
-# Every reason a document can be dropped for, in pipeline order; metrics list each (0 included)
-# so a rule that never fired is visible. The filters' reasons come from filters.FILTERS.
-REASONS = ("missing_raw", *EXTRACT_REASONS, *FILTER_REASONS, "duplicate_exact", "duplicate_near")
-RULES = ("boilerplate_chars_removed", "boilerplate_docs", "boilerplate_lines_removed",
-         "charset_sniffed", "control_chars_stripped", "html_boilerplate_elements",
-         "html_edit_links", "html_nav_blocks", "html_nav_lines", "ligatures_expanded",
-         "lines_unwrapped", "mojibake_repaired", "pdf_accents_composed", "pdf_breaks_rejoined",
-         "pdf_duplicate_pages_removed", "pdf_headings", "pdf_hyphens_joined", "pdf_hyphens_kept",
-         "pdf_line_numbers_removed", "pdf_page_numbers_removed", "pdf_running_lines_removed",
-         "pdf_scanned_pages", "pdf_two_column_bands", "replacement_chars_removed")
+# The boilerplate step's counters (see lib/clean/counters.py).
+COUNTERS = ("boilerplate_chars_removed", "boilerplate_docs", "boilerplate_lines_removed")
+
+
+def reasons() -> tuple[str, ...]:
+    """Every reason a document can be dropped for, in pipeline order; metrics list each (0
+    included) so a rule that never fired is visible. The filters' reasons come from
+    filters.FILTERS, extraction's from extract.reasons (the formats' own among them)."""
+    return ("missing_raw", *extract_reasons(), *FILTER_REASONS, "duplicate_exact", "duplicate_near")
 
 
 def _init(params: CleanParams) -> None:
@@ -118,7 +119,7 @@ def _results(tasks: Iterable[dict], p: CleanParams) -> Iterator[dict]:
         return
     # fork: workers inherit the imported modules (PyMuPDF alone takes ~1.5 s to import) and the
     # language model, loaded here once rather than once per worker
-    language.identifier()
+    language_model()
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     with mp.get_context(method).Pool(p.workers, initializer=_init, initargs=(p,)) as pool:
         yield from pool.imap(process, tasks, chunksize=4)
@@ -150,8 +151,8 @@ def clean(p: CleanParams) -> dict:
     t0 = time.perf_counter()
     m = Counter(dict.fromkeys(("docs_in", "docs_kept", "bytes_in", "chars_in", "words_in",
                                "chars_out", "words_out"), 0))
-    rules = Counter(dict.fromkeys(RULES, 0))
-    dropped = Counter(dict.fromkeys(REASONS, 0))
+    rules = Counter(dict.fromkeys(declared_counters(), 0))
+    dropped = Counter(dict.fromkeys(reasons(), 0))
     dedup = _Deduplicator(p)
     with JsonlWriter(Path(p.out_dir) / "docs.jsonl") as docs, \
             JsonlWriter(Path(p.out_dir) / "rejects.jsonl") as rejects:

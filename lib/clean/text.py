@@ -7,6 +7,10 @@ import re
 import unicodedata
 from collections import Counter
 
+# The counters this module adds to a document's stats (lib/clean/counters.py gathers them).
+COUNTERS = ("charset_sniffed", "charset_unknown_declared", "control_chars_stripped",
+            "ligatures_expanded", "lines_unwrapped", "mojibake_repaired", "pdf_accents_composed",
+            "replacement_chars_removed")
 LIGATURES = {"\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl",
              "\ufb05": "st", "\ufb06": "st", "\u0132": "IJ", "\u0133": "ij", "\u0152": "OE",
              "\u0153": "oe"}

@@ -103,6 +103,16 @@ def check(condition: bool, key: str, message: str) -> None:
         raise ValueError(f"{key}: {message}")
 
 
+def check_choice(value: str, choices, key: str, kind: str) -> None:
+    """For ``__post_init__``: ``value`` must name one of ``choices`` (a registry's keys, read at
+    the time of the check, so an entry added to the registry is accepted at once)."""
+    names = tuple(choices)
+    if value not in names:
+        guess = difflib.get_close_matches(str(value), names, n=1)
+        hint = f"; did you mean '{guess[0]}'?" if guess else ""
+        raise ValueError(f"{key}: unknown {kind} '{value}'{hint} (one of: {', '.join(names)})")
+
+
 def _unknown_key(where: str, key: str, allowed: tuple[str, ...]) -> str:
     guess = difflib.get_close_matches(key, allowed, n=1)
     hint = f"; did you mean '{guess[0]}'?" if guess else ""

@@ -14,7 +14,7 @@ from lib.core.io import atomic_path, write_jsonl
 from lib.scrape.cache import HttpCache
 from lib.scrape.config import ScrapeParams, Source
 from lib.scrape.http import Fetcher, FetchResult, normalise_url
-from lib.scrape.sniff import sniff
+from lib.formats.registry import sniff
 from lib.scrape.sources import dataset_records, local_files, page_links
 from lib.scrape.store import RawStore, record
 from lib.core.progress import progress

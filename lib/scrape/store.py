@@ -1,4 +1,5 @@
-"""Raw document store: files named by content hash and one manifest record per source item."""
+"""Raw document store: files named by content hash (with their format's extension) and one
+manifest record per source item."""
 from __future__ import annotations
 
 import hashlib
@@ -6,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from lib.core.io import atomic_write_bytes
-from lib.scrape.sniff import CONTENT_TYPES, EXTENSIONS, sniff
+from lib.formats.registry import FORMATS, UNKNOWN, default_content_type, sniff
 
 
 def record(source: str, url: str | None = None, sha256: str | None = None, nbytes: int = 0,
@@ -33,11 +34,11 @@ class RawStore:
         if not data:
             return record(source, url, content_type=content_type or None, reason="empty")
         type_ = sniff(data, name_hint or url or source, content_type)
-        ctype = content_type or CONTENT_TYPES[type_]
+        ctype = content_type or default_content_type(type_)
         sha = hashlib.sha256(data).hexdigest()
-        if type_ == "unknown":
+        if type_ == UNKNOWN:
             return record(source, url, sha, len(data), type_, ctype, reason="unsupported_type")
-        name = f"{sha}.{EXTENSIONS[type_]}"
+        name = f"{sha}.{FORMATS[type_].extensions[0]}"
         if name not in self.written:
             atomic_write_bytes(self.tmp_dir / "docs" / name, data)
             self.written.add(name)

@@ -1,4 +1,4 @@
-"""Optimizer construction: ``optimizer: adamw | muon`` with per-role learning rates.
+"""Optimizer construction: ``optimizer:`` names an entry of ``OPTIMIZERS``, with per-role rates.
 
 Parameters fall into four roles. ``hidden``: the 2-D matrices inside the blocks (attention and
 MLP projections). ``embed``: the token (and learned position) embeddings; tied to the head, the
@@ -13,25 +13,30 @@ anything else below 2-D, never weight-decayed.
   for matrices that map a hidden state to a hidden state: an embedding is a lookup table and the
   head's rows are per-token, so they keep Adam's per-coordinate steps.
 
-Every group remembers its peak rate as ``initial_lr``; the loop scales all of them by the
-schedule's factor (``set_lr``), so warmup and decay apply to every role alike.
+A new optimizer is one builder function and one entry in ``OPTIMIZERS``: the builder gets the
+parameters already split by role (``param_roles``; ``role_groups`` makes the usual decayed /
+undecayed groups) and returns the optimizer. ``build_optimizer`` does the shared part once: it
+checks that every trainable parameter is in exactly one group and has every group remember its
+peak rate as ``initial_lr``; the loop scales all of them by the schedule's factor (``set_lr``),
+so warmup and decay apply to every role alike.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn as nn
 
 from lib.core.errors import UserError
-from lib.core.params import check
+from lib.core.params import check, check_choice
 
-OPTIMIZERS = ("adamw", "muon")
+Roles = dict[str, list[nn.Parameter]]
 
 
 @dataclass
 class OptimParams:
-    optimizer: str = "adamw"          # adamw | muon (hidden matrices; AdamW for the rest)
+    optimizer: str = "adamw"          # a key of OPTIMIZERS: adamw | muon (hidden matrices; AdamW for the rest)
     lr: float = 3e-3                  # AdamW's peak rate (every role it serves unless set below)
     weight_decay: float = 0.1         # matrices only (hidden, embeddings, head), never gains
     beta1: float = 0.9
@@ -43,7 +48,7 @@ class OptimParams:
     muon_weight_decay: float = 0.0    # Muon's decoupled decay (lr * wd a step, at Muon's ~10x larger lr)
 
     def __post_init__(self):
-        check(self.optimizer in OPTIMIZERS, "optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
+        check_choice(self.optimizer, OPTIMIZERS, "optimizer", "optimizer")
         check(self.lr > 0 and self.muon_lr > 0, "lr", "lr and muon_lr must be > 0")
         for name in ("embed_lr", "head_lr"):
             value = getattr(self, name)
@@ -53,12 +58,12 @@ class OptimParams:
               "weight_decay and muon_weight_decay must be >= 0")
 
 
-def param_roles(model: nn.Module) -> dict[str, list[nn.Parameter]]:
+def param_roles(model: nn.Module) -> Roles:
     """Trainable parameters by role (see the module docstring); each parameter once."""
     embed_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
     head = getattr(model, "lm_head", None)
     head_ids = {id(head.weight)} - embed_ids if head is not None else set()
-    roles: dict[str, list[nn.Parameter]] = {"hidden": [], "embed": [], "head": [], "gain": []}
+    roles: Roles = {"hidden": [], "embed": [], "head": [], "gain": []}
     for p in model.parameters():  # parameters() yields a shared (tied) tensor once
         if not p.requires_grad:
             continue
@@ -68,7 +73,9 @@ def param_roles(model: nn.Module) -> dict[str, list[nn.Parameter]]:
     return roles
 
 
-def _adamw_groups(roles: dict, p: OptimParams, with_hidden: bool) -> list[dict]:
+def role_groups(roles: Roles, p: OptimParams, with_hidden: bool = True) -> list[dict]:
+    """AdamW-style groups: matrices decayed at ``lr`` (embeddings and head at their own rates when
+    set), gains undecayed; ``with_hidden=False`` leaves the hidden matrices to another optimizer."""
     rates = {"hidden": p.lr, "embed": p.embed_lr or p.lr, "head": p.head_lr or p.lr}
     matrices = [r for r in ("hidden", "embed", "head") if with_hidden or r != "hidden"]
     groups = []
@@ -79,7 +86,14 @@ def _adamw_groups(roles: dict, p: OptimParams, with_hidden: bool) -> list[dict]:
         groups += [{"params": roles[r], "weight_decay": p.weight_decay, "lr": rates[r], "role": r}
                    for r in matrices if roles[r]]
     groups.append({"params": roles["gain"], "weight_decay": 0.0, "lr": p.lr, "role": "gain"})
-    return [{**g, "initial_lr": g["lr"]} for g in groups if g["params"]]
+    return [g for g in groups if g["params"]]
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the optimizer will run, for builders that care."""
+    fused: bool = False  # CUDA: fused kernels are available
+    fsdp: bool = False   # the parameters are FSDP shards, not whole tensors
 
 
 class MuonAdamW:
@@ -112,25 +126,40 @@ class MuonAdamW:
         self.adamw.load_state_dict(state["adamw"])
 
 
+def adamw(roles: Roles, p: OptimParams, target: Target):
+    return torch.optim.AdamW(role_groups(roles, p), lr=p.lr, betas=(p.beta1, p.beta2), fused=target.fused)
+
+
+def muon(roles: Roles, p: OptimParams, target: Target):
+    if target.fsdp:  # Newton-Schulz needs each whole matrix; FSDP holds shards of it
+        raise UserError("params.yaml: optimizer: muon does not work with parallel: fsdp "
+                        "(Muon orthogonalises whole matrices); use parallel: ddp or optimizer: adamw")
+    if not roles["hidden"]:
+        raise UserError("optimizer: muon found no trainable hidden matrices (LoRA? use optimizer: adamw)")
+    hidden = {"params": roles["hidden"], "lr": p.muon_lr, "role": "hidden"}
+    matrices = torch.optim.Muon([hidden], lr=p.muon_lr, weight_decay=p.muon_weight_decay,
+                                momentum=p.muon_momentum, nesterov=True)
+    rest = torch.optim.AdamW(role_groups(roles, p, with_hidden=False), lr=p.lr, betas=(p.beta1, p.beta2),
+                             fused=target.fused)
+    return MuonAdamW(matrices, rest)
+
+
+# name -> builder(roles, params, target) returning an optimizer (anything with param_groups, step,
+# zero_grad, state_dict and load_state_dict); ``optimizer:`` in params.yaml names one.
+OPTIMIZERS: dict[str, Callable[[Roles, OptimParams, Target], object]] = {"adamw": adamw, "muon": muon}
+
+
 def build_optimizer(model: nn.Module, p: OptimParams, device: torch.device, fsdp: bool = False):
-    """The optimizer ``p`` asks for (TrainParams is an OptimParams)."""
+    """The optimizer ``p`` asks for (TrainParams is an OptimParams), every group remembering its
+    peak rate as ``initial_lr``."""
     roles = param_roles(model)
-    fused = device.type == "cuda"
-    if p.optimizer == "adamw":
-        opt = torch.optim.AdamW(_adamw_groups(roles, p, with_hidden=True), lr=p.lr, betas=(p.beta1, p.beta2),
-                                fused=fused)
-    else:
-        if fsdp:  # Newton-Schulz needs each whole matrix; FSDP holds shards of it
-            raise UserError("params.yaml: optimizer: muon does not work with parallel: fsdp "
-                            "(Muon orthogonalises whole matrices); use parallel: ddp or optimizer: adamw")
-        if not roles["hidden"]:
-            raise UserError("optimizer: muon found no trainable hidden matrices (LoRA? use optimizer: adamw)")
-        hidden = {"params": roles["hidden"], "lr": p.muon_lr, "initial_lr": p.muon_lr, "role": "hidden"}
-        muon = torch.optim.Muon([hidden], lr=p.muon_lr,
-                                weight_decay=p.muon_weight_decay, momentum=p.muon_momentum, nesterov=True)
-        adamw = torch.optim.AdamW(_adamw_groups(roles, p, with_hidden=False), lr=p.lr,
-                                  betas=(p.beta1, p.beta2), fused=fused)
-        opt = MuonAdamW(muon, adamw)
+    opt = OPTIMIZERS[p.optimizer](roles, p, Target(fused=device.type == "cuda", fsdp=fsdp))
+    grouped = [id(q) for g in opt.param_groups for q in g["params"]]
+    trainable = {id(q) for r in roles.values() for q in r}
+    if len(grouped) != len(set(grouped)) or set(grouped) != trainable:
+        raise ValueError(f"optimizer {p.optimizer}: its groups must hold every trainable parameter once")
+    for group in opt.param_groups:
+        group["initial_lr"] = group["lr"]
     return opt
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lib.core.params import check
+from lib.core.params import check, check_choice
 from lib.train.optim import OptimParams
+from lib.train.schedule import SCHEDULES
 
-SCHEDULES = ("cosine", "linear", "constant")
 DEVICES = ("cpu", "cuda", "auto")
 
 
@@ -21,7 +21,7 @@ class TrainParams(OptimParams):
     batch_size: int = 16             # sequences per micro-batch per process
     min_lr: float = 3e-4             # the schedule decays to this at the last step
     warmup_steps: int = 50
-    schedule: str = "cosine"         # decay after warmup: cosine | linear | constant
+    schedule: str = "cosine"         # decay after warmup: a key of SCHEDULES (lib/train/schedule.py)
     grad_clip: float = 1.0           # <= 0: no clipping (the norm is still logged)
     eval_every: int = 100            # validate every N steps (and at the end)
     early_stop_patience: int = 0     # stop after this many validations without a new best; 0: never
@@ -41,7 +41,7 @@ class TrainParams(OptimParams):
         check(0 < self.min_lr <= self.lr, "min_lr", f"must be > 0 and <= lr; got min_lr {self.min_lr}, "
               f"lr {self.lr}: raise lr or lower min_lr")
         check(self.warmup_steps >= 0, "warmup_steps", "must be >= 0")
-        check(self.schedule in SCHEDULES, "schedule", f"must be one of {', '.join(SCHEDULES)}")
+        check_choice(self.schedule, SCHEDULES, "schedule", "schedule")
         check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "beta1", "beta1 and beta2 must be in [0, 1)")
         check(self.eval_every >= 1, "eval_every", "must be >= 1")
         check(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
