@@ -24,6 +24,25 @@ class Batch:
                     torch.from_numpy(np.ascontiguousarray(rows[:, 1:])))
         return batch.pin_memory() if pin else batch
 
+    @classmethod
+    def right_padded(cls, sequences: list[list[int]], masks: list[list[int]], pad_id: int) -> Batch:
+        """Token sequences of different lengths, each read to predict its next token, right-padded
+        to the longest; ``masks[i][t]`` says whether token ``t`` of sequence ``i`` is scored (a
+        sequence's first token never is: nothing predicts it). Padding is never scored.
+
+        No attention mask is needed: under causal attention a real token only attends to earlier
+        positions, which are all real, so each row's logits are those of the row alone."""
+        width = max(len(s) for s in sequences) - 1
+        x = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+        y = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+        m = torch.zeros((len(sequences), width), dtype=torch.long)
+        for i, (ids, mask) in enumerate(zip(sequences, masks)):
+            n = len(ids) - 1
+            x[i, :n] = torch.tensor(ids[:-1])
+            y[i, :n] = torch.tensor(ids[1:])
+            m[i, :n] = torch.tensor(mask[1:])
+        return cls(x, y, m)
+
     @property
     def scored_tokens(self) -> int:
         """Targets the loss is taken on: the weight of this batch's mean loss in a token average."""

@@ -1,9 +1,5 @@
 """SFT data: read instruction records, split train/val, encode with the chat template and batch
-them with padding and the assistant-only loss mask.
-
-Batches are right-padded. With a causal model that needs no attention mask: a real token only
-attends to earlier positions, which are all real, and pad positions are masked out of the loss.
-"""
+them, right-padded (``Batch.right_padded``), with the assistant-only loss mask."""
 from __future__ import annotations
 
 import hashlib
@@ -14,7 +10,6 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import torch
 
 from lib.core.errors import UserError
 from lib.core.io import iter_jsonl_lines, parse_jsonl_line
@@ -99,16 +94,7 @@ def load_examples(path: Path, tokenizer, max_len: int, val_fraction: float, trun
 
 def collate(examples: list[Example], pad_id: int) -> Batch:
     """Right-padded inputs and targets with their loss mask; padding is masked out of the loss."""
-    width = max(len(e.ids) for e in examples) - 1
-    x = torch.full((len(examples), width), pad_id, dtype=torch.long)
-    y = torch.full((len(examples), width), pad_id, dtype=torch.long)
-    m = torch.zeros((len(examples), width), dtype=torch.long)
-    for i, e in enumerate(examples):
-        n = len(e.ids) - 1
-        x[i, :n] = torch.tensor(e.ids[:-1])
-        y[i, :n] = torch.tensor(e.ids[1:])
-        m[i, :n] = torch.tensor(e.mask[1:])
-    return Batch(x, y, m)
+    return Batch.right_padded([e.ids for e in examples], [e.mask for e in examples], pad_id)
 
 
 class EpochBatches:
