@@ -1,5 +1,5 @@
 """Loader: reproducible and resumable windows, disjoint DDP streams, windows inside documents,
-identical batches through worker processes, a complete val pass, flat memory."""
+identical batches through worker processes, a complete val pass, flat memory; the one Batch."""
 import tracemalloc
 from pathlib import Path
 
@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from lib.data.batch import Batch
 from lib.data.prefetch import Prefetcher
 from lib.data.val_windows import val_windows
 from lib.data.windows import TrainWindows
@@ -166,3 +167,29 @@ def test_windows_pickle_without_their_tokens(shards):
     data = pickle.dumps(w)
     assert len(data) < 20_000  # paths and small arrays, not the shards' tokens
     assert torch.equal(pickle.loads(data).batch(3).inputs, w.batch(3).inputs)
+
+
+def test_batch_right_padded_scores_only_masked_real_tokens():
+    b = Batch.right_padded([[2, 5, 6, 7], [2, 8]], [[0, 0, 1, 1], [0, 1]], pad_id=0)
+    assert b.inputs.tolist() == [[2, 5, 6], [2, 0, 0]] and b.targets.tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert b.loss_mask.tolist() == [[0, 1, 1], [1, 0, 0]] and b.scored_tokens == 3
+    assert Batch(b.inputs, b.targets).scored_tokens == 6  # no mask: every target
+
+
+def test_batch_moves_and_slices_as_one(shards):
+    b = TrainWindows(shards, 16, 6, seed=0).batch(0)
+    b = Batch(b.inputs, b.targets, torch.ones_like(b.targets))
+    moved = b.to("meta")
+    assert {t.device.type for t in (moved.inputs, moved.targets, moved.loss_mask)} == {"meta"}
+    half = b.rows(slice(1, None, 2))
+    assert torch.equal(half.inputs, b.inputs[1::2]) and torch.equal(half.loss_mask, b.loss_mask[1::2])
+    assert Batch(b.inputs, b.targets).to("meta").loss_mask is None
+
+
+def test_dataloader_pins_a_batch_through_its_own_method(monkeypatch):
+    """torch's DataLoader pins what a worker returns by calling its ``pin_memory()``: a Batch is
+    pinned whole on CUDA (checked here without a GPU: the call is what matters)."""
+    from torch.utils.data._utils.pin_memory import pin_memory
+    b = Batch.from_rows(np.arange(18, dtype=np.int64).reshape(2, 9))
+    monkeypatch.setattr(Batch, "pin_memory", lambda self: ("pinned", self))
+    assert pin_memory(b) == ("pinned", b)

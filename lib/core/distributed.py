@@ -13,6 +13,8 @@ import torch.distributed as dist
 
 @dataclass(frozen=True)
 class DistContext:
+    """This process's place in the group: its rank, the group's size, its device index on the
+    node, and how training shards the model (``ddp`` replicas or ``fsdp`` shards)."""
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
