@@ -29,9 +29,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lib.train.windows import Prefetcher, TrainWindows  # noqa: E402
+from lib.data.prefetch import Prefetcher  # noqa: E402
+from lib.data.windows import TrainWindows  # noqa: E402
 from lib.core.io import write_json  # noqa: E402
-from lib.shards import META_FILE, SplitWriter, open_split  # noqa: E402
+from lib.data.shards import META_FILE, SplitWriter, open_split  # noqa: E402
 
 VOCAB = 2048
 
@@ -90,9 +91,9 @@ def step_seconds(model_cfg, seq_len: int, batch_size: int, windows: TrainWindows
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     times = []
     for i in range(steps + 3):
-        x, y = windows.batch(i)
+        batch = windows.batch(i)
         started = time.perf_counter()
-        _, loss = model(x, y)
+        _, loss = model(batch.inputs, batch.targets)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)

@@ -29,10 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lib.core.io import iter_jsonl  # noqa: E402
-from lib.pack import PackParams, pack_split  # noqa: E402
+from lib.data.pack import PackParams, pack_split  # noqa: E402
 from lib.core.params import load_section  # noqa: E402
 from lib.tokenizer import Tokenizer  # noqa: E402
-from lib.tokenizer_build import TokenizerParams, train_tokenizer  # noqa: E402
+from lib.tokenizer.build import TokenizerParams, train_tokenizer  # noqa: E402
 
 
 def source_paragraphs() -> list[str]:

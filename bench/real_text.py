@@ -3,7 +3,7 @@
 The text is the HTML documentation that Debian ships (Python 3.11's library reference and
 tutorials, Node.js's API docs, MPICH, Slurm, hwloc, Valgrind): plain English technical prose that
 this project did not write. Pages go through our HTML extraction (lib.clean.html), a content-hash
-split (lib.corpus.split_key), a SentencePiece tokenizer trained by lib.tokenizer, and lib.pack's
+split (lib.corpus.split_key), a SentencePiece tokenizer trained by lib.tokenizer, and lib.data.pack's
 shards, exactly as the pipeline would handle them. The prepared corpus is cached under
 ``.cache/bench/real_text/`` (git-ignored) and rebuilt only when the sources or the settings change.
 
@@ -26,10 +26,10 @@ from lib.clean.html import extract_html  # noqa: E402
 from lib.core.errors import UserError  # noqa: E402
 from lib.core.io import atomic_path, write_jsonl  # noqa: E402
 from lib.corpus import split_key  # noqa: E402
-from lib.pack import PackParams, pack_meta, pack_split  # noqa: E402
-from lib.shards import concat_tokens, open_split  # noqa: E402
+from lib.data.pack import PackParams, pack_meta, pack_split  # noqa: E402
+from lib.data.shards import concat_tokens, open_split  # noqa: E402
 from lib.tokenizer import MODEL_FILE, Tokenizer  # noqa: E402
-from lib.tokenizer_build import TokenizerParams, train_tokenizer  # noqa: E402
+from lib.tokenizer.build import TokenizerParams, train_tokenizer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "bench" / "real_text"

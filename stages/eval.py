@@ -10,12 +10,12 @@ from lib.core.errors import UserError
 from lib.core.stage import run_stage
 from lib.eval.params import EvalParams
 from lib.eval.validation import predicted_tokens, val_metrics, val_nll
-from lib.infer.samples import ask, replies
+from lib.infer.replies import ask, replies
 from lib.core.io import read_json, write_json
 from lib.eval.lambada import HARNESS_TASK, evaluate_lambada, read_lambada
 from lib.core.params import load_section, load_seed
 from lib.core.runtime import setup_torch
-from lib.shards import META_FILE, open_split
+from lib.data.shards import META_FILE, open_split
 from lib.tokenizer import Tokenizer
 
 MODELS = {"pretrain": Path("models/pretrain"), "sft": Path("models/sft")}

@@ -4,9 +4,9 @@ from pathlib import Path
 
 from lib.core.stage import run_stage, summary
 from lib.core.io import atomic_path, write_json
-from lib.pack import PackParams, pack_meta, pack_split, token_dtype
+from lib.data.pack import PackParams, pack_meta, pack_split, token_dtype
 from lib.core.params import load_section
-from lib.shards import META_FILE
+from lib.data.shards import META_FILE
 from lib.tokenizer import Tokenizer
 
 CORPUS = Path("data/corpus")

@@ -9,9 +9,12 @@ import torch
 
 from lib.train import distributed as D
 from lib.attention import load_attention_params, wrap_for_external
-from lib.train.windows import Prefetcher, TrainWindows
+from lib.data.prefetch import Prefetcher
+from lib.data.windows import TrainWindows
+from lib.data.val_windows import val_windows
+from lib.core.distributed import env_local_rank, init_distributed, shutdown
 from lib.core.stage import run_stage
-from lib.eval.validation import bits_per_byte, mean_loss, unigram_entropy, val_windows
+from lib.eval.validation import bits_per_byte, mean_loss, unigram_entropy
 from lib.core.io import read_json, write_json
 from lib.train.curves import write_curves
 from lib.core.params import load_section, load_seed
@@ -20,7 +23,7 @@ from lib.model.checkpoint import save_best_and_final
 from lib.train.pretrain import PretrainParams
 from lib.train.state import run_key, run_metrics
 from lib.core.runtime import peak_flops, setup_torch
-from lib.shards import META_FILE, concat_tokens, open_split
+from lib.data.shards import META_FILE, concat_tokens, open_split
 from lib.hf.import_ import init_model
 from lib.tokenizer import Tokenizer
 from lib.train.loop import finish, train
@@ -34,8 +37,8 @@ SAMPLES = Path("models/samples/pretrain.json")  # prose stays out of metrics: a 
 
 def main() -> None:
     params, seed = load_section("pretrain", PretrainParams), load_seed()
-    device = setup_torch(params.device, params.threads, seed, D.env_local_rank())
-    ctx = D.init_distributed(device, params.parallel)
+    device = setup_torch(params.device, params.threads, seed, env_local_rank())
+    ctx = init_distributed(device, params.parallel)
     tokenizer = Tokenizer.load("models/tokenizer")
     train_shards = open_split(SHARDS / "train", tokenizer.sha256)
     val_shards = open_split(SHARDS / "val", tokenizer.sha256)
@@ -89,7 +92,7 @@ def main() -> None:
     finish(STATE, ctx)  # outputs are whole: the state has served its purpose
     if hasattr(batch, "close"):
         batch.close()
-    D.shutdown(ctx)
+    shutdown(ctx)
 
 
 if __name__ == "__main__":

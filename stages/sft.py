@@ -13,14 +13,15 @@ from lib.core.params import load_section, load_seed
 from lib.core.runtime import setup_torch
 from lib.core.stage import run_stage
 from lib.eval.validation import mean_loss
-from lib.infer.samples import replies
+from lib.infer.replies import replies
 from lib.model.checkpoint import load_model, save_best_and_final
 from lib.model.lora import apply_lora, lora_parameter_count, merge_lora, merged_weights
-from lib.shards import file_sha256
+from lib.data.shards import file_sha256
 from lib.tokenizer import Tokenizer
 from lib.train.loop import finish, train
 from lib.train.params import RunPlan
-from lib.train.sft import EpochBatches, SFTParams, load_examples
+from lib.data.sft import EpochBatches, load_examples
+from lib.train.sft import SFTParams
 from lib.train.curves import write_curves
 from lib.train.state import run_key, run_metrics
 

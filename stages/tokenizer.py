@@ -9,8 +9,8 @@ from lib.core.stage import run_stage, summary
 from lib.core.io import atomic_path, iter_jsonl, write_json
 from lib.core.params import load_section, load_seed, read_params
 from lib.tokenizer import VOCAB_FILE, Tokenizer
-from lib.tokenizer_build import TokenizerParams, extend_base, train_tokenizer
-from lib.tokenizer_stats import tokenizer_metrics
+from lib.tokenizer.build import TokenizerParams, extend_base, train_tokenizer
+from lib.tokenizer.stats import tokenizer_metrics
 
 CORPUS = Path("data/corpus")
 OUT = Path("models/tokenizer")
@@ -18,7 +18,7 @@ OUT = Path("models/tokenizer")
 
 def base_tokenizer(terms: list[str]) -> tuple[bytes, dict]:
     """pretrain.init's tokenizer with ``terms`` added; figures include the base's own on val."""
-    from lib.hf.import_ import load_base_tokenizer, resolve_init  # transformers only on this path
+    from lib.hf.base import load_base_tokenizer, resolve_init  # transformers only on this path
     init = (read_params().get("pretrain") or {}).get("init", "scratch")
     source = resolve_init(str(init))
     if source is None:

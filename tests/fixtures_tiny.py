@@ -12,7 +12,7 @@ from lib.model.checkpoint import save_model
 from lib.model.config import ModelConfig
 from lib.model.gpt import GPT
 from lib.tokenizer import MODEL_FILE, Tokenizer
-from lib.tokenizer_build import TokenizerParams, train_tokenizer
+from lib.tokenizer.build import TokenizerParams, train_tokenizer
 
 WORDS = ("the MPI rank sends a message to every node while OpenMP threads share the loop "
          "iterations of a parallel region; a CUDA kernel launches blocks of threads on the GPU "

@@ -11,6 +11,7 @@ import torch
 
 from lib.attention import (AttentionParams, AttentionSource, ExternalAttention, LocalProvider, ScoreCache,
                            attention_maps, load_attention_params, normalise, wrap_for_external)
+from lib.data.batch import Batch
 from lib.model.checkpoint import save_model
 from lib.infer.generate import generate, generate_batch
 from lib.model.config import ModelConfig
@@ -158,7 +159,7 @@ def test_train_a_few_steps_in_external_mode(tmp_path):
     run = wrap_for_external(model, AttentionParams(mode="external", provider="local", local_model=str(tmp_path / "teacher"),
                                                    cache_dir=str(tmp_path / "cache")), None)
     x = torch.randint(0, VOCAB, (4, 12), generator=torch.Generator().manual_seed(0))
-    batch = lambda i: (x, torch.roll(x, -1, 1))  # noqa: E731 - one fixed batch to memorise
+    batch = lambda i: Batch(x, torch.roll(x, -1, 1))  # noqa: E731 - one fixed batch to memorise
     cfg = train_config(steps=8, lr=1e-2, min_lr=1e-3, warmup_steps=0, weight_decay=0.1, beta1=0.9, beta2=0.95,
                      grad_clip=1.0, eval_every=100, checkpoint_every=100, schedule="constant")
     result = train(model, *cfg, torch.device("cpu"), batch, lambda: 0.0, tmp_path / "state.pt", "k", "test")

@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 
 from lib.core.errors import UserError
-from lib.hf import import_ as hf_import
+from lib.hf import base as hf_base, import_ as hf_import
 from lib.model.config import ModelConfig
 from lib.tokenizer import CHAT_MARKERS, Tokenizer
-from lib.tokenizer_build import extend_base
+from lib.tokenizer.build import extend_base
 
 os.environ.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
 transformers = pytest.importorskip("transformers")
@@ -64,7 +64,7 @@ def base_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def base_tok(base_dir):
-    return hf_import.load_base_tokenizer(hf_import.BaseSource(base_dir, None))
+    return hf_base.load_base_tokenizer(hf_base.BaseSource(base_dir, None))
 
 
 def adapted_tokenizer(base_tok) -> Tokenizer:
@@ -80,7 +80,7 @@ def test_import_parity_with_transformers(base_dir, base_tok, tmp_path):
 
 
 def check_parity(base_dir, base_tok):
-    cfg, weights, facts = hf_import.load_base_weights(hf_import.BaseSource(base_dir, None))
+    cfg, weights, facts = hf_import.load_base_weights(hf_base.BaseSource(base_dir, None))
     ours = hf_import.build_model(cfg, weights, "test").eval()
     hf = transformers.AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32).eval()
     tok = Tokenizer(extend_base(*base_tok, [])[0])
@@ -109,7 +109,7 @@ def test_extended_tokenizer_keeps_terms_whole_and_base_ids(base_tok):
 def test_grown_rows_are_the_mean_of_the_base_pieces(base_dir, base_tok):
     tok = adapted_tokenizer(base_tok)
     model, info = hf_import.init_model(str(base_dir), tok, ModelConfig(), base_dir=None)
-    base_cfg, weights, _ = hf_import.load_base_weights(hf_import.BaseSource(base_dir, None))
+    base_cfg, weights, _ = hf_import.load_base_weights(hf_base.BaseSource(base_dir, None))
     emb = model.embed.weight.detach()
     assert emb.shape[0] == tok.vocab_size and info["added_tokens"] == tok.vocab_size - tok.base_vocab_size
     assert torch.equal(emb[:tok.base_vocab_size], weights["embed.weight"])
@@ -164,10 +164,10 @@ def test_export_generates_like_transformers(tmp_path, base_dir, base_tok):
 
 def test_init_pointing_at_a_missing_path(tmp_path):
     with pytest.raises(UserError, match=r"pretrain.init=.*no such file or directory"):
-        hf_import.resolve_init(str(tmp_path / "nope"), base_dir=None)
+        hf_base.resolve_init(str(tmp_path / "nope"), base_dir=None)
     with pytest.raises(UserError, match="models/base"):
-        hf_import.resolve_init(str(tmp_path), base_dir=Path("models/base"))
-    assert hf_import.resolve_init("scratch") is None
+        hf_base.resolve_init(str(tmp_path), base_dir=Path("models/base"))
+    assert hf_base.resolve_init("scratch") is None
 
 
 def test_not_a_causal_lm_or_not_a_layout_we_map(tmp_path, base_dir):
@@ -179,13 +179,13 @@ def test_not_a_causal_lm_or_not_a_layout_we_map(tmp_path, base_dir):
         cfg = json.loads((base_dir / "config.json").read_text())
         (bad / "config.json").write_text(json.dumps({**cfg, "model_type": found, "architectures": [arch]}))
         with pytest.raises(UserError, match=rf"{message}: found model_type='{found}', architectures=\['{arch}'\]"):
-            hf_import.load_base_weights(hf_import.BaseSource(bad, None))
+            hf_import.load_base_weights(hf_base.BaseSource(bad, None))
 
 
 def test_tokenizer_missing_from_the_base_dir(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(UserError, match="tokenizer missing"):
-        hf_import.load_base_tokenizer(hf_import.BaseSource(tmp_path, None))
+        hf_base.load_base_tokenizer(hf_base.BaseSource(tmp_path, None))
 
 
 def test_vocab_embedding_size_mismatch(tmp_path, base_dir, base_tok):
@@ -199,15 +199,15 @@ def test_vocab_embedding_size_mismatch(tmp_path, base_dir, base_tok):
 
 def test_gguf_without_the_gguf_package(tmp_path, monkeypatch):
     (tmp_path / "m.gguf").write_bytes(b"GGUF")
-    real = hf_import.importlib.util.find_spec
-    monkeypatch.setattr(hf_import.importlib.util, "find_spec", lambda name, *a: None if name == "gguf" else real(name, *a))
-    source = hf_import.resolve_init(str(tmp_path / "m.gguf"), base_dir=None)
+    real = hf_base.importlib.util.find_spec
+    monkeypatch.setattr(hf_base.importlib.util, "find_spec", lambda name, *a: None if name == "gguf" else real(name, *a))
+    source = hf_base.resolve_init(str(tmp_path / "m.gguf"), base_dir=None)
     with pytest.raises(UserError, match=r"needs the `gguf` package: `uv add gguf`"):
         hf_import.load_base_weights(source)
 
 
 def test_base_init_needs_the_base_tokenizer(base_dir):
-    from lib.tokenizer_build import TokenizerParams, train_tokenizer
+    from lib.tokenizer.build import TokenizerParams, train_tokenizer
     sp = Tokenizer(train_tokenizer([GENERAL * 20], TokenizerParams(vocab_size=300), [], seed=0))
     with pytest.raises(UserError, match="tokenizer.source: base"):
         hf_import.init_model(str(base_dir), sp, ModelConfig(), base_dir=None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.fixtures_tiny import tiny_tokenizer
-from lib.infer.chat import Message, decode_chat, decode_reply, encode_chat, prompt_ids, to_messages
+from lib.tokenizer.chat import Message, decode_chat, decode_reply, encode_chat, prompt_ids, to_messages
 from lib.core.errors import UserError
 
 SYSTEM = Message("system", "You are a concise HPC assistant.")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures_tiny import tiny_model, tiny_tokenizer, write_model_dirs
-from lib.infer.chat import Message, decode_reply, prompt_ids
+from lib.tokenizer.chat import Message, decode_reply, prompt_ids
 from lib.model.checkpoint import load_model
 from lib.cli import chat, generate as generate_cli
 from lib.cli.common import run_cli

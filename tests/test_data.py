@@ -1,5 +1,5 @@
 """Loader: reproducible and resumable windows, disjoint DDP streams, windows inside documents,
-identical batches through worker processes, a complete val pass, flat memory."""
+identical batches through worker processes, a complete val pass, flat memory; the one Batch."""
 import tracemalloc
 from pathlib import Path
 
@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from lib.eval.validation import val_windows
-from lib.train.windows import Prefetcher, TrainWindows
+from lib.data.batch import Batch
+from lib.data.prefetch import Prefetcher
+from lib.data.val_windows import val_windows
+from lib.data.windows import TrainWindows
 from lib.core.errors import UserError
 from lib.core.io import write_json
-from lib.shards import META_FILE, open_split, write_split
+from lib.data.shards import META_FILE, open_split, write_split
 
 BOS, EOS = 2, 3
 
@@ -38,7 +40,9 @@ def val_shards(shards) -> list:
 
 def test_windows_are_shifted_slices_of_the_shards(shards):
     w = TrainWindows(shards, seq_len=32, batch_size=8, seed=1)
-    x, y = w.batch(0)
+    b = w.batch(0)
+    x, y = b.inputs, b.targets
+    assert b.loss_mask is None and b.scored_tokens == 8 * 32
     assert x.shape == y.shape == (8, 32) and x.dtype == y.dtype == torch.int64
     assert x.is_contiguous() and y.is_contiguous()
     assert torch.equal(x[:, 1:], y[:, :-1])
@@ -49,27 +53,27 @@ def test_windows_are_shifted_slices_of_the_shards(shards):
 
 def test_batches_depend_only_on_seed_and_index(shards):
     a, b = TrainWindows(shards, 32, 8, seed=1), TrainWindows(shards, 32, 8, seed=1)
-    assert torch.equal(a.batch(7)[0], b.batch(7)[0])
-    assert not torch.equal(a.batch(7)[0], a.batch(8)[0])
-    assert not torch.equal(a.batch(7)[0], TrainWindows(shards, 32, 8, seed=2).batch(7)[0])
+    assert torch.equal(a.batch(7).inputs, b.batch(7).inputs)
+    assert not torch.equal(a.batch(7).inputs, a.batch(8).inputs)
+    assert not torch.equal(a.batch(7).inputs, TrainWindows(shards, 32, 8, seed=2).batch(7).inputs)
 
 
 def test_the_batch_index_is_the_whole_loader_state(shards):
     """A resumed run rebuilds the loader and asks for batch ``step``: nothing else to restore."""
     full = TrainWindows(shards, 32, 4, seed=3)
-    expected = [full.batch(i)[0] for i in range(10)]
+    expected = [full.batch(i).inputs for i in range(10)]
     resumed = TrainWindows(shards, 32, 4, seed=3)
-    assert all(torch.equal(resumed.batch(i)[0], expected[i]) for i in range(6, 10))
-    assert not torch.equal(TrainWindows(shards, 32, 4, seed=4).batch(6)[0], expected[6])
+    assert all(torch.equal(resumed.batch(i).inputs, expected[i]) for i in range(6, 10))
+    assert not torch.equal(TrainWindows(shards, 32, 4, seed=4).batch(6).inputs, expected[6])
 
 
 def test_ddp_ranks_are_disjoint_and_together_the_global_batch(shards):
-    single = TrainWindows(shards, 32, 8, seed=5).batch(11)[0]
-    ranks = [TrainWindows(shards, 32, 2, seed=5, rank=r, world_size=4).batch(11)[0] for r in range(4)]
+    single = TrainWindows(shards, 32, 8, seed=5).batch(11).inputs
+    ranks = [TrainWindows(shards, 32, 2, seed=5, rank=r, world_size=4).batch(11).inputs for r in range(4)]
     for r in range(4):
         assert torch.equal(ranks[r], single[r::4])
     # the same global batch with another world size: a resume on other hardware sees the same data
-    two = [TrainWindows(shards, 32, 4, seed=5, rank=r, world_size=2).batch(11)[0] for r in range(2)]
+    two = [TrainWindows(shards, 32, 4, seed=5, rank=r, world_size=2).batch(11).inputs for r in range(2)]
     assert torch.equal(torch.cat(two).sort(dim=0).values, single.sort(dim=0).values)
     with pytest.raises(ValueError, match="rank 2"):
         TrainWindows(shards, 32, 2, seed=5, rank=2, world_size=2)
@@ -79,14 +83,15 @@ def test_windows_can_stay_inside_documents(shards):
     w = TrainWindows(shards, seq_len=40, batch_size=64, seed=0, cross_documents=False)
     seen_start = 0
     for i in range(20):
-        x, y = w.batch(i)
+        b = w.batch(i)
+        x, y = b.inputs, b.targets
         rows = torch.cat([x, y[:, -1:]], dim=1)
         # a window inside one document holds BOS only first and EOS only last
         assert not (rows[:, 1:] == BOS).any() and not (rows[:, :-1] == EOS).any()
         seen_start += int((rows[:, 0] == BOS).sum())
     assert seen_start > 0  # document starts are drawn too
     crossing = TrainWindows(shards, seq_len=40, batch_size=64, seed=0)
-    assert any((crossing.batch(i)[0][:, 1:] == BOS).any() for i in range(5))
+    assert any((crossing.batch(i).inputs[:, 1:] == BOS).any() for i in range(5))
     with pytest.raises(UserError, match="per document, fewer than seq_len"):
         TrainWindows(shards, seq_len=500, batch_size=4, seed=0, cross_documents=False)
 
@@ -103,9 +108,8 @@ def test_prefetcher_gives_the_same_batches(shards, workers):
     try:
         steps = list(range(5, 25)) + [3, 4, 5]  # and a jump back, as on resume
         for step in steps:
-            x, y = p(step)
-            ex, ey = w.batch(step)
-            assert torch.equal(x, ex) and torch.equal(y, ey)
+            got, expected = p(step), w.batch(step)
+            assert torch.equal(got.inputs, expected.inputs) and torch.equal(got.targets, expected.targets)
     finally:
         p.close()
 
@@ -113,7 +117,7 @@ def test_prefetcher_gives_the_same_batches(shards, workers):
 def test_val_pass_is_complete_and_non_overlapping(val_shards):
     seq = 16
     batches = list(val_windows(val_shards, seq, batch_size=5))
-    rows = torch.cat([torch.cat([x, y[:, -1:]], 1) for x, y in batches])
+    rows = torch.cat([torch.cat([b.inputs, b.targets[:, -1:]], 1) for b in batches])
     expected = sum((len(s.tokens) - 1) // seq for s in val_shards)
     assert len(rows) == expected
     # consecutive windows of a shard share exactly one token: the last target is the next first input
@@ -121,13 +125,13 @@ def test_val_pass_is_complete_and_non_overlapping(val_shards):
     assert rows[0, 0] == flat[0]
     assert list(val_windows(val_shards, seq, 5, max_batches=2)).__len__() == 2
     again = list(val_windows(val_shards, seq, batch_size=5))
-    assert all(torch.equal(a[0], b[0]) for a, b in zip(batches, again))
+    assert all(torch.equal(a.inputs, b.inputs) for a, b in zip(batches, again))
 
 
 def test_val_ranks_split_the_pass_evenly(val_shards):
     seq = 16
-    whole = torch.cat([x for x, _ in val_windows(val_shards, seq, batch_size=4)])
-    parts = [torch.cat([x for x, _ in val_windows(val_shards, seq, 4, rank=r, world_size=3)]) for r in range(3)]
+    whole = torch.cat([b.inputs for b in val_windows(val_shards, seq, batch_size=4)])
+    parts = [torch.cat([b.inputs for b in val_windows(val_shards, seq, 4, rank=r, world_size=3)]) for r in range(3)]
     assert len({len(p) for p in parts}) == 1
     usable = len(whole) - len(whole) % 3
     for r in range(3):
@@ -162,4 +166,30 @@ def test_windows_pickle_without_their_tokens(shards):
     w = TrainWindows(shards, 32, 8, seed=9)
     data = pickle.dumps(w)
     assert len(data) < 20_000  # paths and small arrays, not the shards' tokens
-    assert torch.equal(pickle.loads(data).batch(3)[0], w.batch(3)[0])
+    assert torch.equal(pickle.loads(data).batch(3).inputs, w.batch(3).inputs)
+
+
+def test_batch_right_padded_scores_only_masked_real_tokens():
+    b = Batch.right_padded([[2, 5, 6, 7], [2, 8]], [[0, 0, 1, 1], [0, 1]], pad_id=0)
+    assert b.inputs.tolist() == [[2, 5, 6], [2, 0, 0]] and b.targets.tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert b.loss_mask.tolist() == [[0, 1, 1], [1, 0, 0]] and b.scored_tokens == 3
+    assert Batch(b.inputs, b.targets).scored_tokens == 6  # no mask: every target
+
+
+def test_batch_moves_and_slices_as_one(shards):
+    b = TrainWindows(shards, 16, 6, seed=0).batch(0)
+    b = Batch(b.inputs, b.targets, torch.ones_like(b.targets))
+    moved = b.to("meta")
+    assert {t.device.type for t in (moved.inputs, moved.targets, moved.loss_mask)} == {"meta"}
+    half = b.rows(slice(1, None, 2))
+    assert torch.equal(half.inputs, b.inputs[1::2]) and torch.equal(half.loss_mask, b.loss_mask[1::2])
+    assert Batch(b.inputs, b.targets).to("meta").loss_mask is None
+
+
+def test_dataloader_pins_a_batch_through_its_own_method(monkeypatch):
+    """torch's DataLoader pins what a worker returns by calling its ``pin_memory()``: a Batch is
+    pinned whole on CUDA (checked here without a GPU: the call is what matters)."""
+    from torch.utils.data._utils.pin_memory import pin_memory
+    b = Batch.from_rows(np.arange(18, dtype=np.int64).reshape(2, 9))
+    monkeypatch.setattr(Batch, "pin_memory", lambda self: ("pinned", self))
+    assert pin_memory(b) == ("pinned", b)

@@ -11,7 +11,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from lib.train.distributed import DistContext, SINGLE, model_state
+from lib.core.distributed import DistContext, SINGLE
+from lib.data.batch import Batch
+from lib.train.distributed import model_state
 from lib.model.config import ModelConfig
 from lib.model.gpt import GPT
 from lib.eval.validation import mean_loss
@@ -27,10 +29,10 @@ def make_model() -> GPT:
     return GPT(ModelConfig(vocab_size=40, n_layer=2, n_head=2, n_kv_head=1, d_model=16, d_ff=32, max_seq_len=12))
 
 
-def global_batch(i: int) -> tuple[torch.Tensor, torch.Tensor]:
+def global_batch(i: int) -> Batch:
     starts = torch.randint(0, 40, (8, 1), generator=torch.Generator().manual_seed(i))
     rows = (starts + torch.arange(9)) % 40
-    return rows[:, :-1], rows[:, 1:]
+    return Batch(rows[:, :-1], rows[:, 1:])
 
 
 def loop(accum: int = 1):
@@ -42,13 +44,12 @@ def run(ctx: DistContext, accum: int, state: Path):
     model = make_model()
 
     def batch(i: int):
-        x, y = global_batch(i // accum)
         part = slice((i % accum) * 8 // accum, (i % accum + 1) * 8 // accum)  # micro-batch of the global batch
-        return x[part][ctx.rank::ctx.world_size], y[part][ctx.rank::ctx.world_size]
+        return global_batch(i // accum).rows(part).rows(slice(ctx.rank, None, ctx.world_size))
 
     def evaluate():
-        x, y = global_batch(999)
-        return mean_loss(model, [(x[ctx.rank::ctx.world_size], y[ctx.rank::ctx.world_size])], torch.device("cpu"), ctx)
+        mine = global_batch(999).rows(slice(ctx.rank, None, ctx.world_size))
+        return mean_loss(model, [mine], torch.device("cpu"), ctx)
 
     result = train(model, *loop(accum), torch.device("cpu"), batch, evaluate, state, "k", "dist", ctx=ctx)
     return model_state(model, ctx), result.val_curve

@@ -13,10 +13,10 @@ from lib.model.checkpoint import save_model
 from lib.core.io import write_json
 from lib.model.config import ModelConfig
 from lib.model.gpt import GPT
-from lib.pack import PackParams, pack_meta, pack_split
-from lib.shards import META_FILE
+from lib.data.pack import PackParams, pack_meta, pack_split
+from lib.data.shards import META_FILE
 from lib.tokenizer import Tokenizer
-from lib.tokenizer_build import TokenizerParams, train_tokenizer
+from lib.tokenizer.build import TokenizerParams, train_tokenizer
 
 TEXT = ("The node sends a message to every rank. Each process reads the input file and the cache line "
         "bounces between cores. Threads share memory on the same socket; the warp runs both branches.\n")

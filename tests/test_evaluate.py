@@ -17,7 +17,7 @@ from lib.eval.validation import (bits_per_byte, predicted_tokens, unigram_entrop
 from lib.model.config import ModelConfig
 from lib.model.gpt import GPT
 from lib.core.params import ParamsError, from_mapping
-from lib.shards import Shard
+from lib.data.shards import Shard
 
 
 class Successor(nn.Module):

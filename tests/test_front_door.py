@@ -14,7 +14,7 @@ from lib.cli import chat
 from lib.cli.main import COMMANDS
 from tests.pipeline_helpers import ROOT, env
 from tests.test_cli import args, expected_reply
-from lib.infer.chat import Message
+from lib.tokenizer.chat import Message
 
 
 

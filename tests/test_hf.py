@@ -19,7 +19,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lib.infer.chat import Message, encode_chat
+from lib.tokenizer.chat import Message, encode_chat
 from lib.model.checkpoint import load_model, save_model
 from lib.core.errors import UserError
 from lib.core.stage import run_stage
@@ -31,7 +31,7 @@ from lib.hf.verify import greedy_both, max_logit_diff, tokenizer_mismatches
 from lib.model.config import ModelConfig
 from lib.model.gpt import GPT
 from lib.tokenizer import MODEL_FILE, Tokenizer
-from lib.tokenizer_build import TokenizerParams, train_tokenizer
+from lib.tokenizer.build import TokenizerParams, train_tokenizer
 
 os.environ.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
 transformers = pytest.importorskip("transformers")

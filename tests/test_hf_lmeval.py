@@ -25,7 +25,7 @@ from lib.model.config import ModelConfig
 from lib.model.gpt import GPT
 from lib.core.params import read_params
 from lib.tokenizer import MODEL_FILE, Tokenizer
-from lib.tokenizer_build import TokenizerParams, train_tokenizer
+from lib.tokenizer.build import TokenizerParams, train_tokenizer
 
 os.environ.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
 pytest.importorskip("transformers")

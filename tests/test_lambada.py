@@ -17,7 +17,7 @@ from lib.eval.lambada import (LambadaItem, encode_pair, evaluate_lambada, lambad
 from lib.model.config import ModelConfig
 from lib.model.gpt import GPT
 from lib.tokenizer import Tokenizer
-from lib.tokenizer_build import TokenizerParams, train_tokenizer
+from lib.tokenizer.build import TokenizerParams, train_tokenizer
 
 TRAIN_TEXT = ("The node sends a message to every rank. Each process reads the input file and the cache line "
               "bounces between cores. Threads share memory on the same socket; the warp runs both branches. "

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from lib.core.errors import UserError
-from lib.pack import PackParams, pack_meta, pack_split
+from lib.data.pack import PackParams, pack_meta, pack_split
 from lib.core.params import ParamsError, from_mapping
-from lib.shards import META_FILE, dtype_for_vocab, file_sha256, iter_documents, open_split
+from lib.data.shards import META_FILE, dtype_for_vocab, file_sha256, iter_documents, open_split
 from lib.core.io import write_json
 from lib.tokenizer import Tokenizer
-from lib.tokenizer_build import TokenizerParams, train_tokenizer
+from lib.tokenizer.build import TokenizerParams, train_tokenizer
 
 WORDS = "the node runs ranks on sockets and threads share caches while OpenMP loops scale".split()
 
@@ -96,7 +96,7 @@ def test_pack_refuses_a_vocab_too_large_before_writing(tok, corpus, tmp_path, mo
 
 
 def test_pack_dtype_auto_follows_the_vocab_size():
-    from lib.pack import token_dtype
+    from lib.data.pack import token_dtype
     assert token_dtype(2048, "auto") == "uint16" and token_dtype(65536, "auto") == "uint16"
     assert token_dtype(65537, "auto") == "uint32" and token_dtype(128256, "auto") == "uint32"
     assert PackParams().dtype == "auto"

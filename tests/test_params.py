@@ -85,11 +85,11 @@ def test_shipped_params_are_valid(repo_root):
     from lib.clean.config import CleanParams
     from lib.corpus import CorpusParams
     from lib.eval.params import EvalParams
-    from lib.pack import PackParams
+    from lib.data.pack import PackParams
     from lib.train.pretrain import PretrainParams
     from lib.scrape.config import ScrapeParams
     from lib.train.sft import SFTParams
-    from lib.tokenizer_build import TokenizerParams
+    from lib.tokenizer.build import TokenizerParams
 
     path = repo_root / "params.yaml"
     for name, cls in [("scrape", ScrapeParams), ("clean", CleanParams), ("corpus", CorpusParams),

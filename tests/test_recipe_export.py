@@ -15,7 +15,7 @@ from lib.hf import export as hf_export
 from lib.hf.verify import greedy_both, max_logit_diff
 from lib.model.checkpoint import save_model
 from lib.tokenizer import MODEL_FILE, Tokenizer
-from lib.tokenizer_build import TokenizerParams, train_tokenizer
+from lib.tokenizer.build import TokenizerParams, train_tokenizer
 
 os.environ.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
 transformers = pytest.importorskip("transformers")

@@ -19,6 +19,7 @@ from lib.clean.counters import declared
 from lib.clean.text import decode
 from lib.clean.types import Extracted
 from lib.core.params import ParamsError, from_mapping
+from lib.data.batch import Batch
 from lib.eval.validation import mean_loss
 from lib.formats import registry
 from lib.formats.format import DocumentFormat, Probe
@@ -68,9 +69,9 @@ def tiny_model() -> GPT:
                            max_seq_len=12))
 
 
-def batch(i: int):
+def batch(i: int) -> Batch:
     rows = (torch.randint(0, VOCAB, (4, 1), generator=torch.Generator().manual_seed(i)) + torch.arange(9)) % VOCAB
-    return rows[:, :-1], rows[:, 1:]
+    return Batch.from_rows(rows.numpy())
 
 
 def test_a_registered_optimizer_and_schedule_train_through_the_loop(monkeypatch, tmp_path: Path):

@@ -31,6 +31,7 @@ def worker(out_dir: Path, sleep_s: float, recipe: str) -> None:
     from safetensors.torch import save_file
 
     from lib.core.runtime import setup_torch
+    from lib.data.batch import Batch
     from lib.eval.validation import mean_loss
     from lib.model.config import ModelConfig
     from lib.model.gpt import GPT
@@ -47,7 +48,7 @@ def worker(out_dir: Path, sleep_s: float, recipe: str) -> None:
             time.sleep(sleep_s)  # slow enough to be killed mid-run; does not touch the numbers
         starts = torch.randint(0, 40, (4, 1), generator=torch.Generator().manual_seed(i))
         rows = (starts + torch.arange(9)) % 40
-        return rows[:, :-1], rows[:, 1:]
+        return Batch(rows[:, :-1], rows[:, 1:])
 
     cfg = train_config(steps=STEPS, lr=1e-2, min_lr=1e-3, warmup_steps=3, weight_decay=0.1, grad_clip=1.0,
                        eval_every=5, checkpoint_every=3, **optim_kw)

@@ -10,12 +10,13 @@ import pytest
 import torch
 
 from tests.fixtures_tiny import tiny_model, tiny_tokenizer
-from lib.infer.chat import encode_chat, to_messages
+from lib.tokenizer.chat import encode_chat, to_messages
 from lib.model.checkpoint import load_model, save_model
 from lib.core.errors import UserError
 from lib.model.lora import LoRAParams, apply_lora, merge_lora
 from lib.core.params import load_section
-from lib.train.sft import EpochBatches, SFTParams, collate, load_examples, read_conversations
+from lib.data.sft import EpochBatches, collate, load_examples, read_conversations
+from lib.train.sft import SFTParams
 from lib.eval.validation import mean_loss
 from lib.train.loop import train
 from tests.fixtures_tiny import train_config
@@ -98,7 +99,8 @@ def test_collated_mask_token_by_token(tmp_path, tok):
     no loss on BOS, system, user, role markers or padding."""
     path = write(tmp_path / "d.jsonl", GOOD * 4)
     examples, val, _ = load_examples(path, tok, 128, 0.3)
-    x, y, m = collate(examples + val, tok.pad_id)
+    b = collate(examples + val, tok.pad_id)
+    x, y, m = b.inputs, b.targets, b.loss_mask
     end, assistant = tok.marker("end"), tok.marker("assistant")
     for row, e in enumerate(examples + val):
         n = len(e.ids) - 1
@@ -120,7 +122,8 @@ def test_collated_mask_token_by_token(tmp_path, tok):
 def test_loss_reaches_assistant_tokens_only(tmp_path, tok):
     path = write(tmp_path / "d.jsonl", GOOD * 4)
     examples, _, _ = load_examples(path, tok, 128, 0.3)
-    x, y, m = collate(examples[:3], tok.pad_id)
+    b = collate(examples[:3], tok.pad_id)
+    x, y, m = b.inputs, b.targets, b.loss_mask
     model = tiny_model(tok.vocab_size)
     logits, loss = model(x, y, loss_mask=m)
     logits.retain_grad()

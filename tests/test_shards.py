@@ -9,7 +9,7 @@ import pytest
 
 from lib.core.errors import UserError
 from lib.core.io import write_json
-from lib.shards import (HEADER, META_FILE, ShardWriter, concat_tokens, iter_documents, open_shard, open_split,
+from lib.data.shards import (HEADER, META_FILE, ShardWriter, concat_tokens, iter_documents, open_shard, open_split,
                         write_split)
 
 SHA_A, SHA_B = "aa" * 32, "bb" * 32

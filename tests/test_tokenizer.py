@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from lib.core.errors import UserError
 from lib.core.params import ParamsError, from_mapping
 from lib.tokenizer import BOS, CHAT_MARKERS, EOS, META, PAD, UNK, Tokenizer
-from lib.tokenizer_build import TokenizerParams, reservoir_sample, symbols_for, train_tokenizer, training_sentences
-from lib.tokenizer_stats import tokenizer_metrics
+from lib.tokenizer.build import TokenizerParams, reservoir_sample, symbols_for, train_tokenizer, training_sentences
+from lib.tokenizer.stats import tokenizer_metrics
 
 WORDS = ("the memory bandwidth of a node limits the stencil kernel so we tile loops and pin threads "
          "to cores while the scheduler places ranks on sockets; caches hold 64 byte lines and "
@@ -102,7 +102,7 @@ def test_training_is_byte_identical_across_processes(tmp_path):
     # catches a return to it (and any thread-order dependence in training).
     script = (
         "import random, sys\n"
-        "from lib.tokenizer import Tokenizer\nfrom lib.tokenizer_build import TokenizerParams, train_tokenizer\n"
+        "from lib.tokenizer import Tokenizer\nfrom lib.tokenizer.build import TokenizerParams, train_tokenizer\n"
         "rng = random.Random(5)\n"
         "docs = [' '.join(''.join(rng.choices('abcdefgh', k=rng.randint(2, 6))) for _ in range(40)) + chr(0x4E00 + i)\n"
         "        for i in range(400)]\n"

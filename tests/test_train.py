@@ -14,6 +14,7 @@ from lib.core.errors import UserError
 from lib.model.config import ModelConfig
 from lib.model.gpt import GPT
 from lib.core.runtime import autocast, configure_cuda, mfu, peak_flops
+from lib.data.batch import Batch
 from lib.eval.validation import mean_loss
 from lib.train.loop import finish, train
 from lib.train.optim import build_optimizer
@@ -42,8 +43,7 @@ def rows(index: int, n: int = 4) -> torch.Tensor:
 
 
 def batch(i: int):
-    r = rows(i)
-    return r[:, :-1], r[:, 1:]
+    return Batch.from_rows(rows(i).numpy())
 
 
 def val_loss(model):
@@ -122,11 +122,10 @@ def test_loss_falls_and_curves_are_recorded(tmp_path):
 
 
 def test_gradient_accumulation_equals_one_big_batch(tmp_path):
-    big = lambda i: (rows(i, 8)[:, :-1], rows(i, 8)[:, 1:])  # noqa: E731
+    big = lambda i: Batch.from_rows(rows(i, 8).numpy())  # noqa: E731
 
     def half(i):
-        r = rows(i // 2, 8)[(i % 2) * 4:(i % 2) * 4 + 4]
-        return r[:, :-1], r[:, 1:]
+        return Batch.from_rows(rows(i // 2, 8)[(i % 2) * 4:(i % 2) * 4 + 4].numpy())
     a, ra = run(tmp_path / "a", cfg=loop(), batches=big)
     b, rb = run(tmp_path / "b", cfg=loop(accum_steps=2), batches=half)
     for (k, x), y in zip(weights(a).items(), weights(b).values()):
@@ -137,8 +136,8 @@ def test_gradient_accumulation_equals_one_big_batch(tmp_path):
 
 def nan_at(bad_step: int):
     def batches(i):
-        x, y = batch(i)
-        return (x, torch.full_like(y, -100)) if i == bad_step else (x, y)  # nothing to predict: loss NaN
+        b = batch(i)
+        return Batch(b.inputs, torch.full_like(b.targets, -100)) if i == bad_step else b  # nothing to predict: loss NaN
     return batches
 
 

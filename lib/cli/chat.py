@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 from typing import Sequence, TextIO
 
-from lib.infer.chat import Message, prompt_ids
+from lib.tokenizer.chat import Message, prompt_ids
 from lib.cli.common import load, parser, run_cli, stream_reply
 
 HELP = "commands: /help shows this, /reset starts over, /quit leaves (so does end of input)"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from typing import Sequence, TextIO
 
-from lib.infer.chat import Message, prompt_ids
+from lib.tokenizer.chat import Message, prompt_ids
 from lib.cli.common import load, parser, run_cli, stream_reply
 from lib.core.errors import UserError
 

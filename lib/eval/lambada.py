@@ -35,6 +35,7 @@ from lib.core.progress import progress as progress_bar
 from lib.core.errors import UserError
 from lib.core.io import iter_jsonl
 from lib.core.runtime import autocast
+from lib.data.batch import Batch
 from lib.tokenizer import Tokenizer
 
 HARNESS_TASK = "lm-evaluation-harness lambada_openai"  # the label eval's metrics carry
@@ -109,9 +110,9 @@ def score_items(model: torch.nn.Module, items: list[LambadaItem], device: torch.
     """Per passage: the summed log-likelihood of its target tokens and whether every one of them
     is the greedy argmax. One forward per batch.
 
-    Sequences are right-padded, as in the harness: under causal attention a real token never
-    attends to a pad that comes after it, so no attention mask is needed and a row's logits are
-    those of the row alone. A target mask picks the scored positions. Passages are batched
+    Sequences are right-padded (``Batch.right_padded``), as in the harness: under causal
+    attention a real token never attends to a pad that comes after it, so no attention mask is
+    needed and a row's logits are those of the row alone. The loss mask picks the target tokens. Passages are batched
     longest first (less padding); results come back in the input order. A sequence longer than
     the model's window keeps its last ``max_seq_len + 1`` tokens (left truncation).
     """
@@ -128,20 +129,14 @@ def score_items(model: torch.nn.Module, items: list[LambadaItem], device: torch.
     bar = progress_bar(total=len(items), enabled=progress, desc=desc, unit="passage", leave=False)
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
-        seqs = [(items[i].context + items[i].target)[-(max_len + 1):][:-1] for i in rows]
-        width = max(len(s) for s in seqs)
-        inputs = torch.full((len(rows), width), pad_id, dtype=torch.long)
-        targets = torch.full((len(rows), width), -1, dtype=torch.long)
-        for r, (i, seq) in enumerate(zip(rows, seqs)):
-            inputs[r, :len(seq)] = torch.tensor(seq)
-            n = len(items[i].target)  # the target predicted at the last n input positions
-            targets[r, len(seq) - n:len(seq)] = torch.tensor(items[i].target)
-        inputs, targets = inputs.to(device), targets.to(device)
+        seqs = [(items[i].context + items[i].target)[-(max_len + 1):] for i in rows]
+        masks = [[0] * (len(s) - len(items[i].target)) + [1] * len(items[i].target) for i, s in zip(rows, seqs)]
+        batch = Batch.right_padded(seqs, masks, pad_id).to(device)
         with autocast(device):
-            logits, _ = model(inputs)
-        mask = targets >= 0
+            logits, _ = model(batch.inputs)
+        mask = batch.loss_mask.bool()
         logprobs = F.log_softmax(logits[mask].float(), dim=-1)  # (scored tokens, vocab)
-        wanted = targets[mask]
+        wanted = batch.targets[mask]
         token_ll = logprobs.gather(1, wanted[:, None]).squeeze(1)
         token_miss = (logprobs.argmax(-1) != wanted).double()
         row_of = mask.nonzero()[:, 0]

@@ -38,7 +38,7 @@ from lib.tokenizer import BOS, CHAT_MARKERS, EOS, META_KEY, PAD, UNK, Tokenizer
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
 SPACE = "\u2581"
 
-# <bos> [<|system|> text <|end|>] (<|user|> text <|end|> <|assistant|> text <|end|>)*  -- lib/infer/chat.py
+# <bos> [<|system|> text <|end|>] (<|user|> text <|end|> <|assistant|> text <|end|>)*  -- lib/tokenizer/chat.py
 CHAT_TEMPLATE = (
     "{{ bos_token }}"
     "{% for message in messages %}"
@@ -77,7 +77,7 @@ def check_convertible(proto: sp_pb2.ModelProto) -> None:
         problems.append("chat markers are not ids 4..7")
     if problems:
         raise UserError("tokenizer cannot be converted to the Hugging Face format: " + "; ".join(problems)
-                        + " (it was not trained by lib.tokenizer.train_tokenizer)")
+                        + " (it was not trained by lib.tokenizer.build.train_tokenizer)")
 
 
 def _merges(proto: sp_pb2.ModelProto) -> list[list[str]]:

@@ -1,1 +1,1 @@
-"""Inference: generation over the KV cache, sampling, and the chat template."""
+"""Inference: generation over the KV cache, sampling, and greedy samples (raw continuations, chat replies)."""

@@ -1,1 +1,1 @@
-"""Training: the loop, its data windows, distributed setup, and the pretrain and SFT recipes."""
+"""Training: the loop, distributed data parallelism, and the pretrain and SFT recipes' params."""

@@ -1,6 +1,7 @@
 """Data parallelism for the training loop: one process per device under ``torchrun``, with DDP
 (replicated weights) or FSDP2 (sharded weights, gradients and optimizer state, for models that
 do not fit one device). Without torchrun every helper degrades to the single-process case.
+Which process this is (``DistContext``) and joining the group are ``lib.core.distributed``'s.
 
 Rank r trains on rows r::world_size of each global batch, so N processes with batch_size b see
 the same data as one process with batch_size N*b; gradients are averaged, hence the same update.
@@ -10,60 +11,12 @@ runs need ``checkpoints/`` on a shared disk.
 from __future__ import annotations
 
 import contextlib
-import datetime
-import os
-from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-
-
-@dataclass(frozen=True)
-class DistContext:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    parallel: str = "ddp"
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def fsdp(self) -> bool:
-        return self.enabled and self.parallel == "fsdp"
-
-
-SINGLE = DistContext()
-
-
-def env_local_rank() -> int:
-    return int(os.environ.get("LOCAL_RANK", "0"))
-
-
-def init_distributed(device: torch.device, parallel: str = "ddp") -> DistContext:
-    """Join the process group torchrun describes in the environment (RANK, WORLD_SIZE, ...);
-    NCCL between GPUs, gloo between CPU processes. One process: no group, ``SINGLE``."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return SINGLE
-    if not dist.is_initialized():
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30),
-                                device_id=device if device.type == "cuda" else None)
-    return DistContext(dist.get_rank(), dist.get_world_size(), env_local_rank(), parallel)
-
-
-def shutdown(ctx: DistContext) -> None:
-    if ctx.enabled and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+from lib.core.distributed import DistContext
 
 
 def wrap(model: nn.Module, ctx: DistContext, device: torch.device) -> nn.Module:

@@ -18,17 +18,17 @@ from typing import Callable
 
 import torch
 
+from lib.core.distributed import SINGLE, DistContext
 from lib.core.errors import UserError
 from lib.core.runtime import autocast, mfu
+from lib.data.batch import Batch
 from lib.train import distributed as D
-from lib.train.distributed import SINGLE, DistContext
 from lib.train.log import TrainLog
 from lib.train.optim import build_optimizer, set_lr
 from lib.train.params import RunPlan, TrainParams
 from lib.train.schedule import lr_at
 from lib.train.state import LoopState, StateFile, TrainResult
 
-Batch = tuple[torch.Tensor, ...]  # (inputs, targets) or (inputs, targets, loss_mask)
 MAX_CONSECUTIVE_SKIPS = 8  # on_nan: skip gives up after this many bad batches in a row: it is divergence
 
 
@@ -86,13 +86,13 @@ class Stepper:
         total = torch.zeros((), device=self.device)
         n_tokens = 0
         for micro in range(accum):
-            tensors = [t.to(self.device, non_blocking=True) for t in self.batch(step * accum + micro)]
+            batch = self.batch(step * accum + micro).to(self.device, non_blocking=True)
             with D.grad_sync(self.module, ctx, sync=micro == accum - 1):
                 with autocast(self.device):
-                    _, loss = self.module(tensors[0], tensors[1], loss_mask=tensors[2] if len(tensors) > 2 else None)
+                    _, loss = self.module(batch.inputs, batch.targets, loss_mask=batch.loss_mask)
                 (loss / accum).backward()
             total += loss.detach().float()
-            n_tokens += tensors[0].numel() * ctx.world_size
+            n_tokens += batch.inputs.numel() * ctx.world_size
         return D.mean_across(total / accum, ctx), n_tokens
 
     def _on_non_finite(self, step: int, loss: float, grad_norm: float) -> None:

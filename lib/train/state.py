@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 from lib.model.checkpoint import load_state, save_state
+from lib.core.distributed import DistContext
 from lib.train import distributed as D
-from lib.train.distributed import DistContext
 
 
 @dataclass

@@ -21,7 +21,7 @@ import numpy as np
 from lib.core.errors import UserError
 from lib.core.io import parse_jsonl_line
 from lib.core.params import check
-from lib.shards import DTYPE_CODES, DTYPES, SplitWriter, dtype_for_vocab
+from lib.data.shards import DTYPE_CODES, DTYPES, SplitWriter, dtype_for_vocab
 from lib.tokenizer import Tokenizer
 
 CHUNK_BYTES = 1 << 20  # raw JSONL per task: large enough to hide the pickling, small for memory

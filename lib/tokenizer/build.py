@@ -1,7 +1,7 @@
 """Building a tokenizer (the tokenizer stage's work): SentencePiece BPE trained on the corpus with
 fixed special ids and the domain terms as user symbols, or a base model's tokenizer extended with
 the domain terms it splits (``tokenizer.source: base``). The ``Tokenizer`` that reads the result
-is lib/tokenizer.py."""
+is ``lib.tokenizer.Tokenizer``."""
 from __future__ import annotations
 
 import io

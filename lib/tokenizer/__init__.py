@@ -1,6 +1,7 @@
 """The one tokenizer wrapper every stage uses: a SentencePiece model we trained, or a base model's
-``tokenizer.json`` extended with our domain terms (``tokenizer.source: base``). Building either is
-lib/tokenizer_build.py.
+``tokenizer.json`` extended with our domain terms (``tokenizer.source: base``). The package also
+holds building one (``build``), its quality figures (``stats``) and the chat template with the
+SFT loss mask and stop ids (``chat``).
 
 A trained tokenizer's special ids are fixed so that every artifact agrees on them: pad=0, unk=1, bos=2, eos=3, then
 the chat role markers as control symbols (4..7). Control symbols are never produced by encoding
