@@ -5,11 +5,14 @@ Every request is greedy with a fixed max_tokens, so the concurrent answers must 
 sequential ones token for token (the batch changes speed, never text). Reported: aggregate
 completion tokens/s of each way and their ratio (what continuous batching buys), and p50/p95 time
 to first token. Rounds alternate sequential and concurrent after a warm-up, so a load change on a
-shared machine hits both alike; the ratio is the median over rounds.
+shared machine hits both alike; the ratios are medians over rounds. Besides wall-clock tokens/s,
+each round reports tokens per CPU-second of the server process, which other load moves less.
 
 Without --model it serves the default params' model shape (params.yaml pretrain.model, vocab from
-a tokenizer trained on bench/real_text.py's Debian documentation) with random weights; random
-zero-initialised projections would make every block the identity, so that one init is off.
+a tokenizer trained on bench/real_text.py's Debian documentation) with random weights. Two
+settings differ, because random weights would otherwise only ever repeat the prompt's last token
+(the <|assistant|> marker, which decodes to no text): zero-initialised projections (every block the
+identity) are off, and the output head is untied from the embedding.
 
     uv run python -m bench.bench_serve                         # prints one JSON object
     uv run python -m bench.bench_serve --model models/sft --tokenizer models/tokenizer
@@ -55,7 +58,8 @@ def default_model(root: Path) -> tuple[Path, Path]:
     tok_dir = prepare(params["tokenizer"]["vocab_size"]) / "tokenizer"
     tokenizer = Tokenizer.load(tok_dir)
     torch.manual_seed(0)
-    cfg = ModelConfig(**{**params["pretrain"]["model"], "zero_init_proj": False, "vocab_size": tokenizer.vocab_size})
+    cfg = ModelConfig(**{**params["pretrain"]["model"], "zero_init_proj": False, "tie_embeddings": False,
+                         "vocab_size": tokenizer.vocab_size})
     save_model(root / "model", GPT(cfg).eval(), tokenizer.sha256, {"stage": "bench"})
     return root / "model", tok_dir
 
@@ -85,7 +89,14 @@ def ask(port: int, question: str, max_tokens: int) -> dict:
     return {"text": "".join(text), "tokens": tokens, "ttft": first or 0.0, "seconds": time.perf_counter() - start}
 
 
-def run_round(port: int, questions: list[str], max_tokens: int, concurrent_: bool) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the server process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_round(port: int, pid: int, questions: list[str], max_tokens: int, concurrent_: bool) -> dict:
+    cpu = cpu_seconds(pid)
     start = time.perf_counter()
     if concurrent_:
         with concurrent.futures.ThreadPoolExecutor(len(questions)) as pool:
@@ -93,9 +104,11 @@ def run_round(port: int, questions: list[str], max_tokens: int, concurrent_: boo
     else:  # each request's TTFT is measured from its own start, as a client waiting in line would not
         answers = [ask(port, q, max_tokens) for q in questions]
     wall = time.perf_counter() - start
+    cpu = cpu_seconds(pid) - cpu
     tokens = sum(a["tokens"] for a in answers)
     ttft = sorted(a["ttft"] for a in answers)
     return {"answers": answers, "tokens": tokens, "seconds": round(wall, 3), "tokens_per_s": round(tokens / wall, 1),
+            "tokens_per_server_cpu_s": round(tokens / max(cpu, 1e-3), 1),
             "ttft_p50_s": round(statistics.median(ttft), 4),
             "ttft_p95_s": round(ttft[min(len(ttft) - 1, round(0.95 * (len(ttft) - 1)))], 4)}
 
@@ -125,7 +138,7 @@ def main() -> None:
     ap.add_argument("--tokenizer", default="models/tokenizer")
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--max-tokens", type=int, default=64)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0, help="the server's torch threads (0: torch's default)")
     args = ap.parse_args()
     from tests.serve_fixtures import free_port
@@ -136,21 +149,28 @@ def main() -> None:
         port = free_port()
         proc = start_server(model, tok, port, args.threads)
         try:
-            run_round(port, questions[:2], args.max_tokens, False)   # warm-up: both paths once
-            run_round(port, questions[:4], args.max_tokens, True)
-            rounds = [(run_round(port, questions, args.max_tokens, False),
-                       run_round(port, questions, args.max_tokens, True)) for _ in range(args.rounds)]
+            run_round(port, proc.pid, questions[:2], args.max_tokens, False)   # warm-up: both paths once
+            run_round(port, proc.pid, questions[:4], args.max_tokens, True)
+            rounds = [(run_round(port, proc.pid, questions, args.max_tokens, False),
+                       run_round(port, proc.pid, questions, args.max_tokens, True)) for _ in range(args.rounds)]
         finally:
             proc.terminate()
             proc.wait(timeout=30)
     reference = [a["text"] for a in rounds[0][0]["answers"]]
     same = all([a["text"] for a in r["answers"]] == reference for pair in rounds for r in pair)
+    if not all(reference):
+        raise SystemExit("some answers have no text: the comparison would prove nothing")
     strip = lambda r: {k: v for k, v in r.items() if k != "answers"}  # noqa: E731
     print(json.dumps({
         "clients": args.clients, "max_tokens": args.max_tokens, "model": str(args.model or "default shape, random"),
         "threads": args.threads or os.cpu_count(), "same_text_as_sequential": same,
+        "example_answer": reference[0][:80],
         "sequential": [strip(s) for s, _ in rounds], "concurrent": [strip(c) for _, c in rounds],
         "throughput_ratio": round(statistics.median(c["tokens_per_s"] / s["tokens_per_s"] for s, c in rounds), 2),
+        # the server's CPU time per token is what batching saves, and on a shared machine it
+        # moves less with other processes' load than wall time does
+        "cpu_efficiency_ratio": round(statistics.median(
+            c["tokens_per_server_cpu_s"] / s["tokens_per_server_cpu_s"] for s, c in rounds), 2),
     }, indent=1))
 
 
