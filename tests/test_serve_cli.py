@@ -56,3 +56,12 @@ def test_hf_export_directory_serves_the_same_model(tmp_path, started):
 def test_not_a_model_directory(tmp_path):
     with pytest.raises(UserError, match="no config.json"):
         cli.main(["--model", str(tmp_path)])
+
+
+def test_external_attention_model_is_refused(tmp_path):
+    import json
+    model_dir, tok_dir = write_model_dirs(tmp_path)
+    meta = json.loads((model_dir / "config.json").read_text())
+    (model_dir / "config.json").write_text(json.dumps({**meta, "attention": {"mode": "external"}}))
+    with pytest.raises(UserError, match="attention.mode 'external'"):
+        cli.main(["--model", str(model_dir), "--tokenizer", str(tok_dir)])

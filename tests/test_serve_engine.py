@@ -78,3 +78,27 @@ def test_cancel_frees_the_row():
     assert done.acquire(timeout=30)
     assert b.finish == "length" and results["b"] == generate(model, b.prompt, 60, set())
     engine.close()
+
+
+def test_a_failing_forward_ends_its_jobs_and_the_engine_goes_on():
+    tok = tiny_tokenizer()
+    model = tiny_model(tok.vocab_size, spread=20.0)
+    broken = {"prefill": True, "step": False}
+
+    def fail(_, args):
+        kind = "prefill" if args[0].shape[1] > 1 else "step"
+        if broken[kind]:
+            raise RuntimeError(f"injected {kind} failure")
+    model.register_forward_pre_hook(fail)
+    engine = Engine(model)
+    results, done = {}, threading.Semaphore(0)
+    prompt = [tok.bos_id] + tok.encode("the MPI rank")
+    for key, breaks in (("prefill", {"prefill": True, "step": False}), ("step", {"prefill": False, "step": True}),
+                        ("fine", {"prefill": False, "step": False})):
+        broken.update(breaks)
+        job = _job(prompt, 8, set(), SamplingParams(), 0, results, key, done)
+        engine.submit(job)
+        assert done.acquire(timeout=10), key
+        assert job.finish == ("length" if key == "fine" else "error"), key
+    assert results["fine"] == generate(model, prompt, 8, set())
+    engine.close()

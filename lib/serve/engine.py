@@ -115,7 +115,12 @@ class Engine:
                 continue
             jobs.append(job)
         if jobs:
-            self._prefill(jobs)
+            try:
+                self._prefill(jobs)
+            except Exception:  # not rows yet: end them here, or their clients would wait forever
+                for job in jobs:
+                    self._finish(job, "error")
+                raise
         return True
 
     def _prefill(self, jobs: list[Job]) -> None:

@@ -22,6 +22,10 @@ def load_served(model_dir: str | Path, tokenizer_dir: str | Path, device: str = 
                         f"or a Hugging Face export directory")
     meta = read_json(config)
     if isinstance(meta.get("model"), dict):  # ours
+        mode = (meta.get("attention") or {}).get("mode", "learned")
+        if mode != "learned":  # its attention comes from a provider per whole sequence: no batch joins
+            raise UserError(f"{config}: this model was trained with attention.mode {mode!r}; the server runs "
+                            f"learned attention only (use `hpc-lm chat` or `hpc-lm generate` for it)")
         tokenizer = Tokenizer.load(tokenizer_dir)
         return load_model(model_dir, device, tokenizer.sha256).eval(), tokenizer
     if "architectures" in meta:  # an HF export: import it (weights renamed back) into a scratch directory
