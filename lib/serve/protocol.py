@@ -15,6 +15,7 @@ from lib.tokenizer import Tokenizer
 
 DEFAULT_MAX_TOKENS = 256
 MAX_STOPS = 4  # as OpenAI
+UNSUPPORTED = ("logprobs", "top_logprobs", "presence_penalty", "frequency_penalty", "logit_bias", "tools", "best_of")
 
 
 class ApiError(Exception):
@@ -111,6 +112,9 @@ def _request(body: dict, ids: list[int], stops: frozenset[int], context: int, pr
                        prompt_param, "context_length_exceeded")
     if _get(body, "n", int, 1) != 1:
         raise ApiError(400, "only n=1 is supported", "n")
+    for key in UNSUPPORTED:  # asked for but not done would be a silent lie
+        if body.get(key):
+            raise ApiError(400, f"'{key}' is not supported by this server", key)
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
     param = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
     if max_tokens is None:
