@@ -21,7 +21,8 @@ from lib.core.stage import run_stage
 COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("lib.cli.generate", "generate text from a prompt with a trained model, streamed"),
     "chat": ("lib.cli.chat", "chat with a trained model in the terminal (or through stdin)"),
-    "export": ("lib.hf.export", "write a model as a Hugging Face (Llama layout) directory"),
+    "serve": ("lib.cli.serve", "serve a model over the OpenAI HTTP API, with a web chat page"),
+    "export": ("lib.hf.export", "write a model as a Hugging Face (Llama layout) directory, or a GGUF file (--format gguf)"),
     "verify": ("lib.hf.verify", "compare an exported Hugging Face model with ours: logits, greedy text, ids"),
     "import": ("lib.hf.import_", "read a Hugging Face Llama directory back into our format"),
     "report": ("lib.report.cli", "compare two runs (commits, branches, experiments) in one HTML/Markdown file"),

@@ -14,6 +14,8 @@ converts:
 
     uv run python -m lib.hf.export --model models/sft --tokenizer models/tokenizer --out models/hf/sft
 
+``--format gguf`` writes one GGUF file instead (lib/hf/gguf_export.py).
+
 No transformers import: the files are plain JSON and safetensors. The directory appears whole
 (written under a temporary name, then renamed).
 """
@@ -85,9 +87,19 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True, help="our model directory (models/pretrain or models/sft)")
     ap.add_argument("--tokenizer", default="models/tokenizer", help="tokenizer directory (default %(default)s)")
-    ap.add_argument("--out", required=True, help="Hugging Face directory to write (replaced if present)")
+    ap.add_argument("--out", required=True, help="Hugging Face directory (or, with --format gguf, the .gguf "
+                    "file) to write; replaced if present")
     ap.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="weights dtype (default %(default)s)")
+    ap.add_argument("--format", default="hf", choices=("hf", "gguf"),
+                    help="hf: a Hugging Face directory (default); gguf: one GGUF file for llama.cpp/Ollama")
+    ap.add_argument("--gguf-type", default="f16", choices=("f32", "f16", "q8_0"),
+                    help="GGUF matrices: f32, f16 (default) or q8_0 (8-bit blocks)")
     args = ap.parse_args(argv)
+    if args.format == "gguf":
+        from lib.hf.gguf_export import export_gguf
+        summary = export_gguf(args.model, args.tokenizer, args.out, args.gguf_type)
+        print(f"wrote {args.out}: {summary['architecture']} GGUF, {summary['type']}, {summary['bytes']:,} bytes")
+        return
     summary = export_model(args.model, args.tokenizer, args.out, args.dtype)
     print(f"wrote {args.out}: {summary['architecture']}, {summary['parameters']:,} parameters ({args.dtype})")
 

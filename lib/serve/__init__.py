@@ -1,0 +1,2 @@
+"""The OpenAI-compatible HTTP server (``hpc-lm serve``), its continuous-batching engine and its
+web chat page (static/)."""
