@@ -18,6 +18,8 @@ CODE_DIRS = ("lib", "stages", "bench", "tests")
 # a repository path, optionally followed by ":name" (a function or table in that file)
 PATH = re.compile(r"(?<![\w./-])((?:lib|stages|tests|bench)/[\w./-]*\w/?)(?::(\w+))?")
 DOTTED = re.compile(r"(?<![\w./-])(lib(?:\.\w+)+)")
+# "`lib/x.py` (`NAME`)" or "(the one `NAME`)": the table names what the file holds
+PAIRED = re.compile(r"`((?:lib|stages)/[\w/.-]+\.py)` \([^`)]*`(\w+)`")
 TEMPLATE = re.compile(r"[<{*]")  # `stages/<name>.py`, `shard_*.bin`: patterns, not paths
 
 
@@ -85,7 +87,9 @@ def problems(text: str, dotted: bool) -> list[str]:
 def test_architecture_paths_exist():
     text = ARCHITECTURE.read_text(encoding="utf-8")
     assert len(PATH.findall(text)) > 50  # the page is read at all: it names dozens of files
-    assert not problems(text, dotted=False)
+    paired = [resolve_path(m[1], m[2]) for m in PAIRED.finditer(text)]
+    assert len(paired) >= 8
+    assert not problems(text, dotted=False) + [p for p in paired if p]
 
 
 @pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(ROOT)))
