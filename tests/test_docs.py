@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 ARCHITECTURE = ROOT / "docs" / "ARCHITECTURE.md"
@@ -99,6 +100,28 @@ def test_module_docstring_is_there_and_names_real_things(path):
         return  # an empty marker file
     assert doc and doc.strip(), f"{path.relative_to(ROOT)}: no module docstring"
     assert not problems(doc, dotted=True)
+
+
+def dvc_outputs() -> set[str]:
+    """Every path dvc.yaml's stages write: outs, metrics and plots."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    entries = [e for s in stages.values() for kind in ("outs", "metrics", "plots") for e in s.get(kind, [])]
+    return {next(iter(e)) if isinstance(e, dict) else e for e in entries}
+
+
+def test_the_flow_diagram_names_what_dvc_yaml_writes():
+    """Each output path in the data-flow diagram lies under an output dvc.yaml declares (or holds
+    one): a renamed or dropped output cannot stay drawn."""
+    diagram = ARCHITECTURE.read_text(encoding="utf-8").split("```")[1]
+    named = re.findall(r"(?<![\w./-])((?:data|models|metrics)/[^\s,]+)", diagram)
+    outputs = dvc_outputs()
+    assert len(named) >= 10
+    bad = []
+    for path in named:
+        stem = re.split(r"[<{*]", path)[0].rstrip("/")
+        if not any(stem == o or stem.startswith(o + "/") or o.startswith(stem + "/") for o in outputs):
+            bad.append(path)
+    assert not bad, f"drawn in docs/ARCHITECTURE.md but written by no dvc.yaml stage: {bad}"
 
 
 def test_every_top_level_lib_package_has_a_docstring():
