@@ -6,6 +6,7 @@ Modules that cannot change any output are exempt, so fixing a message or a progr
 rerun the web scrape and retrain the model: ``EXEMPT`` below, and package ``__init__`` files that
 hold only a docstring. Run ``python -m tests.test_dvc_yaml`` to print each stage's code deps."""
 import ast
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,18 @@ def test_stage_declares_the_params_it_loads(stage):
     if "load_attention_params()" in text or "attention_for_model(" in text:
         loaded.add("attention")
     assert loaded <= declared, f"{stage}: declare params {sorted(loaded - declared)}"
+
+
+def test_every_committed_metrics_file_is_a_stages():
+    """A file in git under metrics/ is one a dvc.yaml stage writes (a metric or a plot) or a stage's
+    environment record: nothing left behind by a renamed output or by a command."""
+    tracked = subprocess.run(["git", "ls-files", "metrics"], cwd=ROOT, check=True, capture_output=True,
+                             text=True).stdout.split()
+    written = {next(iter(e)) if isinstance(e, dict) else e
+               for s in STAGES.values() for kind in ("metrics", "plots") for e in s.get(kind, [])}
+    records = {f"metrics/env/{name}.json" for name in STAGES}
+    stale = sorted(set(tracked) - written - records)
+    assert not stale, f"no stage writes these: git rm {' '.join(stale)}"
 
 
 if __name__ == "__main__":
