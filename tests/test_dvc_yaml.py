@@ -1,6 +1,7 @@
 """dvc.yaml stays honest: every stage declares, as deps, its script and every lib module it imports
-(transitively), so a code change reruns exactly the stages it can affect; and every params section
-a stage loads is declared under its params.
+(transitively), so a code change reruns exactly the stages it can affect; every params section
+a stage loads is declared under its params; and every file committed under metrics/ is one a
+stage writes.
 
 Modules that cannot change any output are exempt, so fixing a message or a progress bar does not
 rerun the web scrape and retrain the model: ``EXEMPT`` below, and package ``__init__`` files that
