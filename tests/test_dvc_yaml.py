@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lib.core.params import SECTIONS
+
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 # Progress bars, environment records, the exception type and the stage runner: logs and messages only.
@@ -105,8 +107,7 @@ def test_stage_declares_the_params_it_loads(stage):
     spec = STAGES[stage]
     text = script_of(stage).read_text()
     declared = set(spec.get("params", []))
-    loaded = {s for s in ("scrape", "clean", "corpus", "tokenizer", "pack", "pretrain", "sft", "eval")
-              if f'load_section("{s}"' in text}
+    loaded = {s for s in SECTIONS if f'load_section("{s}"' in text}
     if "load_seed()" in text:
         loaded.add("seed")
     if "load_attention_params()" in text or "attention_for_model(" in text:
