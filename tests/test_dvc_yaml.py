@@ -1,15 +1,19 @@
 """dvc.yaml stays honest: every stage declares, as deps, its script and every lib module it imports
-(transitively), so a code change reruns exactly the stages it can affect; and every params section
-a stage loads is declared under its params.
+(transitively), so a code change reruns exactly the stages it can affect; every params section
+a stage loads is declared under its params; and every file committed under metrics/ is one a
+stage writes.
 
 Modules that cannot change any output are exempt, so fixing a message or a progress bar does not
 rerun the web scrape and retrain the model: ``EXEMPT`` below, and package ``__init__`` files that
 hold only a docstring. Run ``python -m tests.test_dvc_yaml`` to print each stage's code deps."""
 import ast
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+
+from lib.core.params import SECTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
@@ -103,13 +107,24 @@ def test_stage_declares_the_params_it_loads(stage):
     spec = STAGES[stage]
     text = script_of(stage).read_text()
     declared = set(spec.get("params", []))
-    loaded = {s for s in ("scrape", "clean", "corpus", "tokenizer", "pack", "pretrain", "sft", "eval")
-              if f'load_section("{s}"' in text}
+    loaded = {s for s in SECTIONS if f'load_section("{s}"' in text}
     if "load_seed()" in text:
         loaded.add("seed")
     if "load_attention_params()" in text or "attention_for_model(" in text:
         loaded.add("attention")
     assert loaded <= declared, f"{stage}: declare params {sorted(loaded - declared)}"
+
+
+def test_every_committed_metrics_file_is_a_stages():
+    """A file in git under metrics/ is one a dvc.yaml stage writes (a metric or a plot) or a stage's
+    environment record: nothing left behind by a renamed output or by a command."""
+    tracked = subprocess.run(["git", "ls-files", "metrics"], cwd=ROOT, check=True, capture_output=True,
+                             text=True).stdout.split()
+    written = {next(iter(e)) if isinstance(e, dict) else e
+               for s in STAGES.values() for kind in ("metrics", "plots") for e in s.get(kind, [])}
+    records = {f"metrics/env/{name}.json" for name in STAGES}
+    stale = sorted(set(tracked) - written - records)
+    assert not stale, f"no stage writes these: git rm {' '.join(stale)}"
 
 
 if __name__ == "__main__":

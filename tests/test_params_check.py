@@ -31,6 +31,16 @@ def test_the_shipped_params_pass(capsys):
     assert set(SCHEMAS) | {"seed"} == set(SECTIONS)
 
 
+def test_the_sections_are_those_the_stages_declare():
+    """A new stage with a params section is its script, its dvc.yaml entry (``params:``), the
+    section's name in ``SECTIONS`` and its dataclass in ``SCHEMAS``: forgetting one fails here,
+    before a misspelt or unchecked section could pass silently."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    declared = {str(p).split(".")[0] for s in stages.values() for p in s.get("params", [])}
+    assert declared == set(SECTIONS)
+    assert set(SCHEMAS) == declared - {"seed"}
+
+
 def test_a_misspelt_section_is_named_with_a_guess(tmp_path):
     data = shipped()
     data["pretrian"] = data.pop("pretrain")

@@ -2,7 +2,8 @@
 
 run the pipeline -> nothing left to do -> a fresh clone reproduces every output byte for byte ->
 outputs round-trip through a DVC remote -> each params section reruns exactly the stages the
-README's table says -> experiments run, queue and show -> a bad key stops with one message.
+README's table says -> experiments run, queue and show -> the README's "Comparing runs" commands
+work as written -> a bad key stops with one message.
 
 The tests share one repository and run in file order; each leaves it committed and clean.
 """

@@ -1,7 +1,7 @@
-"""Chat with a trained model in the terminal; replies stream as they are generated.
+r"""Chat with a trained model in the terminal; replies stream as they are generated.
 
-    uv run python -m lib.cli.chat --model models/sft
-    printf 'What is MPI?\nAnd OpenMP?\n' | uv run python -m lib.cli.chat   # scripted, one turn per line
+    uv run hpc-lm chat --model models/sft
+    printf 'What is MPI?\nAnd OpenMP?\n' | uv run hpc-lm chat   # scripted, one turn per line
 
 Each line you type is a user turn; the whole conversation is kept in the chat template (the
 oldest turns are left out when it outgrows the model's context). Commands: /help lists them,

@@ -1,8 +1,8 @@
 """Generate text from a prompt with a trained model, streamed to stdout.
 
-    uv run python -m lib.cli.generate --model models/sft --prompt "What is false sharing?"
-    uv run python -m lib.cli.generate --model models/pretrain --raw --prompt "MPI_Allreduce is"
-    echo "What is NUMA?" | uv run python -m lib.cli.generate --temperature 0.8 --top-p 0.9
+    uv run hpc-lm generate --model models/sft --prompt "What is false sharing?"
+    uv run hpc-lm generate --model models/pretrain --raw --prompt "MPI_Allreduce is"
+    echo "What is NUMA?" | uv run hpc-lm generate --temperature 0.8 --top-p 0.9
 
 By default the prompt is asked as a user turn in the chat template (as SFT trained it); --raw
 continues the text as it is (for a base model).

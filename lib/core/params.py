@@ -19,7 +19,9 @@ import yaml
 from lib.core.errors import UserError
 
 PARAMS_FILE = "params.yaml"
-# The top-level sections of params.yaml: one per stage plus the global seed.
+# The top-level sections of params.yaml: one per stage that has params, `attention` (read by pretrain,
+# sft and eval) and the global seed; exactly those dvc.yaml's stages declare; each but seed has its schema in
+# lib/cli/check.py's SCHEMAS (tests/test_params_check.py checks the three agree).
 SECTIONS = ("seed", "scrape", "clean", "corpus", "tokenizer", "pack", "pretrain", "sft", "eval", "attention")
 OPTIONAL_SECTIONS = ("attention",)  # absent: its defaults (learned attention)
 

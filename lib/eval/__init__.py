@@ -1,1 +1,2 @@
-"""Evaluation: the validation pass shared by pretrain and eval, and LAMBADA."""
+"""Evaluation: the validation pass shared by pretrain, SFT and eval (``validation``), LAMBADA as
+lm-evaluation-harness computes it (``lambada``), and the ``eval:`` params (``params``)."""

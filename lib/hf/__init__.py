@@ -1,7 +1,11 @@
-"""Hugging Face interchange: export our checkpoints as a transformers Llama model directory,
-import such a directory back, and the files lm-evaluation-harness needs to score it offline.
+"""Hugging Face interchange: export our checkpoints as a transformers Llama (or Qwen3) model
+directory (``export``, ``convert``, ``tokenizer``), import such a directory back or start from a
+base model (``import_``, ``base``), check an export against our model (``verify``), and the
+files lm-evaluation-harness needs to score it offline (``lmeval``, ``tasks/``).
 
-Nothing here imports transformers: export and import write and read plain JSON + safetensors,
-so the pipeline does not depend on it. The parity tests (tests/test_hf*.py) load the exported
+Export and import of our own format write and read plain JSON + safetensors, so the pipeline
+does not depend on transformers; it is a dev dependency, imported (inside the functions) only
+to read a base model's tokenizer or a GGUF file (``base``, ``import_``) and to check an export
+against our model (``verify``). The parity tests (tests/test_hf*.py) load the exported
 directory through transformers and lm-evaluation-harness and compare with our own numbers.
 """

@@ -12,7 +12,7 @@ converts:
     special_tokens_map.json
     tokenizer.model          the SentencePiece model itself (llama.cpp and our import read it)
 
-    uv run python -m lib.hf.export --model models/sft --tokenizer models/tokenizer --out models/hf/sft
+    uv run hpc-lm export --model models/sft --tokenizer models/tokenizer --out models/hf/sft
 
 ``--format gguf`` writes one GGUF file instead (lib/hf/gguf_export.py).
 

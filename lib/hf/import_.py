@@ -1,12 +1,13 @@
-"""Import a Hugging Face Llama directory or a GGUF file: as a base model to continue pretraining
+r"""Import a Hugging Face Llama directory or a GGUF file: as a base model to continue pretraining
 (``pretrain.init``; ``init_model``) or, from the command line, as a model directory of ours.
 Finding the base and reading its tokenizer is ``lib.hf.base``'s (no model code: the tokenizer
-stage imports it).
+stage imports it). A GGUF file is read through transformers (a dev dependency), which
+dequantizes it.
 
-Import a Hugging Face Llama directory (one we exported, or any Llama our model can represent
-with a tokenizer.model of ours) as a model directory of ours, and its tokenizer.
+The command takes a Hugging Face Llama directory (one we exported, or any Llama our model can
+represent with a tokenizer.model of ours) to a model directory of ours, and its tokenizer:
 
-    uv run python -m lib.hf.import_ --hf-dir models/hf/sft --out models/imported/sft \
+    uv run hpc-lm import --hf-dir models/hf/sft --out models/imported/sft \
         [--tokenizer-out models/imported/tokenizer]
 
 An exported model round-trips bit for bit: the weights are renamed back and the original

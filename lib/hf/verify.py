@@ -1,7 +1,7 @@
-"""Check an exported directory against our model through transformers (a dev dependency):
+r"""Check an exported directory against our model through transformers (a dev dependency):
 logits on the same ids, greedy generation, and tokenizer ids on texts.
 
-    uv run python -m lib.hf.verify --model models/pretrain --tokenizer models/tokenizer \
+    uv run hpc-lm verify --model models/pretrain --tokenizer models/tokenizer \
         --hf-dir models/hf/pretrain [--texts data/corpus/val.jsonl]
 
 prints the maximum absolute logit difference, whether greedy generation of 32 tokens agrees and

@@ -1,7 +1,7 @@
-"""Greedy text samples from fixed prompts, the one way pretrain, SFT and eval take them: greedy, so
-the samples of two runs at the same step are comparable. Raw continuations here (a base model's
-view, all pretrain needs); a chat model's replies through the template are ``lib.infer.replies``,
-so that an edit to the chat template does not rerun pretraining."""
+"""Greedy text samples from fixed prompts: greedy, so the samples of two runs at the same step
+are comparable. Raw continuations here (a base model's view, what pretrain samples); a chat
+model's replies through the template, which SFT and eval sample, are ``lib.infer.replies``, so
+that an edit to the chat template does not rerun pretraining."""
 from __future__ import annotations
 
 from lib.infer.generate import generate

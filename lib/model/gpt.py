@@ -1,9 +1,8 @@
 """A decoder-only transformer assembled from ``lib.model.layers`` as ``ModelConfig`` says: RoPE /
-learned / sinusoidal / no positions, RMSNorm / LayerNorm, SwiGLU / GELU, MHA / GQA / MQA.
+learned / sinusoidal / no positions, RMSNorm / LayerNorm, SwiGLU / GELU / ReLU², MHA / GQA / MQA.
 
-``ModelConfig`` is both the ``pretrain.model`` params section and the config.json stored next to
-the weights, so a checkpoint always says how to rebuild its model. New fields default to the
-original model (rope, rmsnorm, swiglu), so old config.json files load unchanged.
+``ModelConfig`` (``lib.model.config``) is both the ``pretrain.model`` params section and the
+config.json stored next to the weights, so a checkpoint always says how to rebuild its model.
 """
 from __future__ import annotations
 

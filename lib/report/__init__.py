@@ -1,1 +1,2 @@
-"""The run comparison report: collect (data), render, and the command (__main__)."""
+"""The run comparison report: collecting two runs' figures (``data``), rendering them
+(``render``) and the command (``cli``; ``hpc-lm report``, or ``python -m lib.report``)."""
