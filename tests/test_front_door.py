@@ -45,9 +45,9 @@ def test_the_installed_command_lists_every_subcommand():
     proc = subprocess.run([str(ROOT / ".venv" / "bin" / "hpc-lm"), "--help"], cwd=ROOT, env=env(),
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    for name in ("generate", "chat", "export", "verify", "import", "report", "check"):
+    for name in ("generate", "chat", "serve", "export", "verify", "import", "report", "check"):
         assert f"  {name} " in proc.stdout
-    assert set(COMMANDS) == {"generate", "chat", "export", "verify", "import", "report", "check"}
+    assert set(COMMANDS) == {"generate", "chat", "serve", "export", "verify", "import", "report", "check"}
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
