@@ -23,7 +23,7 @@ from lib.model.lora import LoRAParams
 from lib.core.params import check
 from lib.train.params import TrainParams
 
-MAX_REPORTED_BAD = 10  # bad records listed by line in metrics/sft.json (all are counted)
+MAX_REPORTED_BAD = 10  # bad records listed by line in the log (stages/sft.py); all are counted
 
 
 @dataclass
