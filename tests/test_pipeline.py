@@ -169,10 +169,11 @@ def test_readme_compare_runs_walkthrough(repo):
     joined = "\n".join(outputs)
     assert "lower-lr" in joined                                   # exp show lists the experiment
     assert "pretrain.lr" in joined and "0.001" in joined          # params diff
-    assert "best_val_loss" in joined                              # metrics diff
+    assert "val_bpb" in joined                                    # metrics diff: the headline figures
     assert (repo / "dvc_plots" / "index.html").is_file()          # plots diff
     report = (repo / "report.html").read_text()
     assert "pretrain.lr" in report and "<svg" in report
+    assert "data/stats/pretrain.json" in report and "best_val_loss" in report  # every figure
     run(["git", "checkout", "--", "."], repo)
     run(["git", "clean", "-fdq", "dvc_plots", "report.html"], repo)
 
