@@ -87,9 +87,9 @@ class TrainingRun:
     def __exit__(self, exc_type, exc, tb) -> None:
         for source in self._to_close:  # the prefetcher's worker processes
             source.close()
-        if exc_type is None:
+        if exc_type is None:  # on failure: no barrier another rank may never reach; torchrun tears down
             finish(self.out.state, self.ctx)  # outputs are whole: the state has served its purpose
-        D.shutdown(self.ctx)
+            D.shutdown(self.ctx)
 
     def train(self, plan: RunPlan, device: torch.device, batch: Callable, evaluate: Callable[[], float],
               sample: Callable[[int], dict], inputs: Iterable[str]) -> TrainResult:
