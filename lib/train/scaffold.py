@@ -74,7 +74,8 @@ class TrainingRun:
     def __init__(self, stage: str, model: torch.nn.Module, tokenizer, params: TrainParams, seed: int,
                  ctx: DistContext = SINGLE):
         self.started = time.perf_counter()
-        self.stage, self.model, self.tokenizer, self.params, self.seed, self.ctx = stage, model, tokenizer, params, seed, ctx
+        self.stage, self.model, self.tokenizer, self.ctx = stage, model, tokenizer, ctx
+        self.params, self.seed = params, seed
         self.out = Outputs(stage)
         self.attention = load_attention_params()
         self.attn = wrap_for_external(model, self.attention, tokenizer, output_dir=self.out.model)  # learned: no-op
@@ -122,4 +123,5 @@ class TrainingRun:
                                    **self.attn.metrics()})
         line = (f"{result.last_step} steps, best val loss {result.best_val_loss:.4f} at step {result.best_step}"
                 f"{' ' + produced if produced else ''}{'; ' + reason if reason else ''}")
-        summary(self.stage, line, f"{self.out.model}, samples in {self.out.samples}", time.perf_counter() - self.started)
+        where = f"{self.out.model}, samples in {self.out.samples}"
+        summary(self.stage, line, where, time.perf_counter() - self.started)
