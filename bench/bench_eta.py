@@ -7,8 +7,8 @@ so it fits a few minutes; early stopping is off, since no estimate can foresee i
 logged step both estimates are divided by the time the run then really had left (until train()
 returned: the last validation and samples included). 1.0 is exact.
 
-    uv run python -m bench.bench_eta              # 300 steps, a few minutes on 2 cores
-    uv run python -m bench.bench_eta --steps 200
+    uv run python -m bench.bench_eta              # 300 steps, a few minutes on 2 free cores
+    uv run python -m bench.bench_eta --steps 150 --threads 1
 """
 from __future__ import annotations
 
@@ -52,9 +52,12 @@ class Recorder(TrainLog):
 def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.bench_eta", description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: pretrain.threads); "
+                    "1 on a machine other jobs load: two spinning threads there crawl")
     args = ap.parse_args()
-    params = dataclasses.replace(load_section("pretrain", PretrainParams), steps=args.steps, early_stop_patience=0,
-                                 log_every=10**9)
+    params = load_section("pretrain", PretrainParams)
+    params = dataclasses.replace(params, steps=args.steps, early_stop_patience=0, log_every=10**9,
+                                 threads=args.threads or params.threads)
     seed = load_seed()
     device = setup_torch(params.device, params.threads, seed)
     tokenizer = Tokenizer.load("models/tokenizer")
@@ -66,6 +69,7 @@ def main() -> None:
     sample = lambda step: continuations(model, tokenizer, params.sample_prompts, params.sample_tokens)  # noqa: E731
     loop.TrainLog = Recorder  # the loop's own log, recording
     state = Path(f"/tmp/bench_eta_{seed}.pt")
+    state.unlink(missing_ok=True)  # a run from step 0, never a resumed one: the first steps are the point
     try:
         train(model, params, params.plan(), device, windows.batch, evaluate, state, "bench-eta", "bench_eta",
               sample=sample)

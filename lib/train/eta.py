@@ -3,8 +3,8 @@
 Elapsed time over steps done was 20x off early in a run: the first steps pay one-off costs (the
 step-0 validation and samples, allocator and kernel warm-up, torch.compile, CUDA context), and
 dividing them over 10 steps makes every remaining step look that slow. So the estimate uses
-(1) the mean of a moving window of recent optimizer-step times, leaving out the first steps of
-this process, and (2) for each periodic task (validation, samples), its measured duration times
+(1) the median of a moving window of recent optimizer-step times, leaving out the first steps of
+this process (the median, so that warm-up running a few steps past those is outvoted), and (2) for each periodic task (validation, samples), its measured duration times
 the number of times it is still due, the one at the end included. Until a task has run twice,
 its first run (warm-up included) stands for all, and a task not run yet (samples before
 ``sample_every``) counts nothing: early estimates can be high or low by that much. It cannot
@@ -16,7 +16,7 @@ import statistics
 from collections import deque
 
 WARMUP_STEPS = 3   # steps of this process left out of the step-time estimate
-WINDOW = 50        # recent steps the mean step time is taken over
+WINDOW = 50        # recent steps the median step time is taken over
 RECENT = 5         # recent runs of a periodic task its mean duration is taken over
 
 
@@ -56,7 +56,7 @@ class Eta:
         """Seconds left after ``done`` steps; None until a step past the warm-up has been timed."""
         if not self.recent:
             return None
-        total = statistics.fmean(self.recent) * max(0, self.steps - done)
+        total = statistics.median(self.recent) * max(0, self.steps - done)
         for name, every in self.every.items():
             later = self.later.get(name)
             per_run = statistics.fmean(later) if later else self.first[name]
