@@ -5,22 +5,20 @@ filters and exact + near-duplicate removal; every dropped document is recorded w
 """
 from __future__ import annotations
 
-import sys
-
 from lib.clean import CleanParams, clean
 from lib.core.errors import UserError
-from lib.core.stage import run_stage
-from lib.core.io import write_json
+from lib.core.figures import write_figures
+from lib.core.stage import run_stage, summary
 from lib.core.params import load_section
 
 
 def main() -> None:
     params = load_section("clean", CleanParams)
     metrics = clean(params)
-    write_json("metrics/clean.json", metrics)
+    write_figures("clean", metrics)  # per-rule and per-reason counts: data/stats/clean.json
     dropped = ", ".join(f"{k} {v}" for k, v in metrics["dropped"].items() if v) or "none"
-    print(f"clean: kept {metrics['docs_kept']} of {metrics['docs_in']} documents "
-          f"(dropped: {dropped}) in {metrics['seconds']} s", file=sys.stderr)
+    summary("clean", f"kept {metrics['docs_kept']} of {metrics['docs_in']} documents (dropped: {dropped})",
+            params.out_dir, metrics["seconds"])
     if metrics["docs_kept"] == 0:
         raise UserError("clean kept no documents; see data/clean/rejects.jsonl for the reasons and "
                         "relax the thresholds in params.yaml `clean:` if they are too strict")

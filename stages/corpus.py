@@ -8,8 +8,8 @@ from __future__ import annotations
 import time
 
 from lib.corpus import CorpusParams, build
+from lib.core.figures import write_figures
 from lib.core.stage import run_stage, summary
-from lib.core.io import write_json
 from lib.core.params import load_section, load_seed
 
 
@@ -18,7 +18,7 @@ def main() -> None:
     params = load_section("corpus", CorpusParams)
     metrics = build(params, load_seed())
     metrics["seconds"] = round(time.perf_counter() - started, 2)
-    write_json("metrics/corpus.json", metrics)
+    write_figures("corpus", metrics)
     summary("corpus", f"{metrics['train']['docs']} train / {metrics['val']['docs']} val documents, "
             f"{metrics['terms']} domain terms", "data/corpus", metrics["seconds"])
 

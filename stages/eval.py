@@ -1,13 +1,15 @@
 """eval: LAMBADA accuracy and perplexity (computed as lm-evaluation-harness's lambada_openai), val
 loss, perplexity and bits per byte for the pretrained and SFT models; sample answers to fixed
-prompts. metrics/eval.json: {model: {lambada: {file: {...}}, val_*: ...}, settings: {...}}."""
+prompts. All figures in data/stats/eval.json: {model: {lambada: {file: {...}}, val_*: ...}, settings: {...}};
+the headline ones (val bits per byte, the first LAMBADA file's accuracy) in metrics/eval.json."""
 import time
 from pathlib import Path
 
 from lib.attention import attention_for_model, wrap_for_external
 from lib.model.checkpoint import load_model
 from lib.core.errors import UserError
-from lib.core.stage import run_stage
+from lib.core.figures import write_figures
+from lib.core.stage import run_stage, summary
 from lib.eval.params import EvalParams
 from lib.eval.validation import predicted_tokens, val_metrics, val_nll
 from lib.infer.replies import ask, replies
@@ -66,12 +68,10 @@ def main() -> None:
         }
         samples[name] = replies(model, tokenizer, ask(prompts), params.max_new_tokens)
     metrics["seconds"] = round(time.perf_counter() - started, 1)
-    write_json("metrics/eval.json", metrics)
+    top = write_figures("eval", metrics)
     write_json(SAMPLES, samples)
-    lambada_acc = {name: next(iter(metrics[name]["lambada"].values()))["accuracy"] for name in MODELS}
-    print("eval: " + "; ".join(f"{name} val bpb {metrics[name]['val_bpb']:.4f}, LAMBADA acc {lambada_acc[name]:.4f}"
-                               for name in MODELS) + f"; metrics/eval.json, samples in {SAMPLES} "
-          f"({metrics['seconds']:.0f} s)")
+    summary("eval", "; ".join(f"{name} val bpb {top[name]['val_bpb']:.4f}, LAMBADA acc {top[name]['lambada']}"
+                              for name in MODELS), f"metrics/eval.json, samples in {SAMPLES}", metrics["seconds"])
 
 
 if __name__ == "__main__":

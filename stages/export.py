@@ -8,7 +8,7 @@ import argparse
 import time
 from pathlib import Path
 
-from lib.core.stage import run_stage
+from lib.core.stage import run_stage, summary
 from lib.hf.export import DTYPES, export_model
 from lib.core.io import write_json
 
@@ -26,8 +26,8 @@ def main(argv: list[str] | None = None) -> None:
     metrics = {name: export_model(Path("models") / name, TOKENIZER, OUT / name, args.dtype) for name in args.models}
     metrics["seconds"] = round(time.perf_counter() - start, 2)
     write_json("metrics/export.json", metrics)
-    for name in args.models:
-        print(f"wrote {OUT / name}: {metrics[name]['parameters']:,} parameters ({args.dtype})")
+    summary("export", ", ".join(f"{name} {metrics[name]['parameters']:,} parameters" for name in args.models)
+            + f" ({args.dtype})", ", ".join(str(OUT / name) for name in args.models), metrics["seconds"])
 
 
 if __name__ == "__main__":

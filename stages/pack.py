@@ -2,6 +2,7 @@
 import time
 from pathlib import Path
 
+from lib.core.figures import write_figures
 from lib.core.stage import run_stage, summary
 from lib.core.io import atomic_path, write_json
 from lib.data.pack import PackParams, pack_meta, pack_split, token_dtype
@@ -26,7 +27,7 @@ def main() -> None:
     metrics = {split: {"tokens": s["tokens"], "docs": s["docs"], "shards": len(s["shards"]),
                        "text_bytes": s["text_bytes"]} for split, s in meta["splits"].items()}
     metrics["seconds"] = round(time.perf_counter() - started, 2)
-    write_json("metrics/pack.json", metrics)
+    write_figures("pack", metrics)
     train, val = metrics["train"], metrics["val"]
     summary("pack", f"{train['tokens']:,} train / {val['tokens']:,} val tokens in "
             f"{train['shards'] + val['shards']} {params.dtype} shards", str(OUT), metrics["seconds"])

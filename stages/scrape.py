@@ -1,15 +1,16 @@
 """Stage scrape: fetch every source in params.yaml `scrape.sources` into data/raw/.
 
 Writes data/raw/docs/<sha256>.<ext> (content-addressed), data/raw/manifest.jsonl (one record per
-source item, failures included with their reason) and metrics/scrape.json.
+source item, failures included with their reason), the headline figures to metrics/scrape.json
+and the per-type and per-reason counts to data/stats/scrape.json (lib/core/figures.py).
 """
 from __future__ import annotations
 
 import sys
 
 from lib.core.errors import UserError
-from lib.core.stage import run_stage
-from lib.core.io import write_json
+from lib.core.figures import write_figures
+from lib.core.stage import run_stage, summary
 from lib.core.params import load_section
 from lib.scrape import ScrapeParams, scrape
 
@@ -17,14 +18,14 @@ from lib.scrape import ScrapeParams, scrape
 def main() -> None:
     params = load_section("scrape", ScrapeParams)
     metrics, manifest = scrape(params)
-    write_json("metrics/scrape.json", metrics)
+    write_figures("scrape", metrics)
     failed = [rec for rec in manifest if rec["status"] == "failed"]
     for rec in failed[:20]:
         print(f"scrape: {rec['source']}: {rec['reason']}", file=sys.stderr)
     if len(failed) > 20:
         print(f"scrape: ... and {len(failed) - 20} more (see {params.out_dir}/manifest.jsonl)", file=sys.stderr)
-    print(f"scrape: {metrics['ok']} ok, {metrics['failed']} failed, {metrics['bytes']} bytes "
-          f"in {metrics['seconds']} s", file=sys.stderr)
+    summary("scrape", f"{metrics['ok']} documents ok, {metrics['failed']} failed, {metrics['bytes']:,} bytes",
+            params.out_dir, metrics["seconds"])
     if metrics["ok"] == 0:
         reasons = ", ".join(f"{k}: {v}" for k, v in metrics["failed_by_reason"].items()) or "no items"
         raise UserError(f"nothing was fetched from scrape.sources in params.yaml ({reasons}); "

@@ -5,8 +5,9 @@ import time
 from pathlib import Path
 
 from lib.core.errors import UserError
+from lib.core.figures import write_figures
 from lib.core.stage import run_stage, summary
-from lib.core.io import atomic_path, iter_jsonl, write_json
+from lib.core.io import atomic_path, iter_jsonl
 from lib.core.params import load_section, load_seed, read_params
 from lib.tokenizer import VOCAB_FILE, Tokenizer
 from lib.tokenizer.build import TokenizerParams, extend_base, train_tokenizer
@@ -53,7 +54,7 @@ def main() -> None:
         (tmp / VOCAB_FILE).write_text(vocab, encoding="utf-8")
     val_texts = (doc["text"] for _, doc in iter_jsonl(CORPUS / "val.jsonl"))
     metrics = tokenizer_metrics(tokenizer, val_texts, all_terms)
-    write_json("metrics/tokenizer.json", {"source": params.source, **metrics, **extra, "seconds": round(seconds, 2)})
+    write_figures("tokenizer", {"source": params.source, **metrics, **extra, "seconds": round(seconds, 2)})
     summary("tokenizer", f"{tokenizer.vocab_size} pieces, {metrics['val_bytes_per_token']:.2f} bytes/token and "
             f"{metrics['val_tokens_per_word']:.2f} tokens/word on val", str(OUT), seconds)
 

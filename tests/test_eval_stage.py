@@ -70,7 +70,10 @@ def run_eval():
 
 def test_metrics_per_model_and_file(project):
     run_eval()
-    metrics = json.loads((project / "metrics/eval.json").read_text())
+    metrics = json.loads((project / "data/stats/eval.json").read_text())  # every figure; the headline:
+    assert json.loads((project / "metrics/eval.json").read_text()) == {
+        model: {"val_bpb": metrics[model]["val_bpb"], "lambada": metrics[model]["lambada"]["set_a"]["accuracy"]}
+        for model in ("pretrain", "sft")}
     flat = flatten(metrics)
     for model in ("pretrain", "sft"):
         for f in ("set_a", "set_b"):
@@ -86,11 +89,11 @@ def test_metrics_per_model_and_file(project):
     assert metrics["settings"]["prepend_bos"] is True and "lm-evaluation-harness" in metrics["settings"]["method"]
     samples = json.loads((project / "models/samples/eval.json").read_text())
     assert set(samples) == {"pretrain", "sft"} and set(samples["sft"]) == {"What is MPI?", "What is a warp?"}
-    untimed = lambda: {k: v for k, v in json.loads((project / "metrics/eval.json").read_text()).items()  # noqa: E731
-                       if k != "seconds"}
-    first, first_samples = untimed(), (project / "models/samples/eval.json").read_bytes()
-    run_eval()  # same inputs, same figures and samples (only the timing differs)
-    assert untimed() == first and (project / "models/samples/eval.json").read_bytes() == first_samples
+    assert "seconds" not in metrics and "seconds" in json.loads((project / "metrics/timing/eval.json").read_text())
+    outputs = ("data/stats/eval.json", "metrics/eval.json", "models/samples/eval.json")
+    first = [(project / f).read_bytes() for f in outputs]
+    run_eval()  # same inputs, same figures and samples, byte for byte (only metrics/timing/ differs)
+    assert [(project / f).read_bytes() for f in outputs] == first
 
 
 def test_malformed_lambada_file_stops_with_its_line(project, capsys):

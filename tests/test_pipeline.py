@@ -56,17 +56,18 @@ def test_every_stage_leaves_outputs_and_metrics(repo):
                 "metrics/plots/pretrain/train.csv", "metrics/plots/sft/val.csv", "models/samples/eval.json",
                 "models/samples/pretrain.json", "models/samples/sft.json"]:
         assert (repo / rel).is_file(), rel
-    for stage in ALL:
-        assert load(repo, f"metrics/{stage}.json"), stage
+    for stage in ALL:  # headline figures, every figure (cached), timings (lib/core/figures.py)
+        assert load(repo, f"metrics/{stage}.json") and load(repo, f"data/stats/{stage}.json"), stage
+        assert "seconds" in load(repo, f"metrics/timing/{stage}.json"), stage
         env = load(repo, f"metrics/env/{stage}.json")
         assert env["packages"]["dvc"] and env["git_commit"], stage
-    assert load(repo, "metrics/clean.json")["docs_kept"] > 20
-    assert load(repo, "metrics/pack.json")["train"]["tokens"] > 10_000
-    pretrain = load(repo, "metrics/pretrain.json")  # the start (step 0) is above the best: it trained
+    assert load(repo, "metrics/clean.json")["docs"] > 20
+    assert load(repo, "metrics/pack.json")["tokens"] > 10_000
+    pretrain = load(repo, "data/stats/pretrain.json")  # the start (step 0) is above the best: it trained
     first_val = float((repo / "metrics/plots/pretrain/val.csv").read_text().splitlines()[1].split(",")[2])
     assert pretrain["init_val_loss"] == round(first_val, 4) > pretrain["best_val_loss"]
     assert pretrain["init_val_bpb"] > pretrain["best_val_bpb"]
-    evaluation = load(repo, "metrics/eval.json")
+    evaluation = load(repo, "data/stats/eval.json")
     for model in ("pretrain", "sft"):
         assert 0.0 <= evaluation[model]["lambada"]["lambada_hpc"]["accuracy"] <= 1.0
         assert evaluation[model]["val_bpb"] > 0
@@ -169,10 +170,11 @@ def test_readme_compare_runs_walkthrough(repo):
     joined = "\n".join(outputs)
     assert "lower-lr" in joined                                   # exp show lists the experiment
     assert "pretrain.lr" in joined and "0.001" in joined          # params diff
-    assert "best_val_loss" in joined                              # metrics diff
+    assert "val_bpb" in joined                                    # metrics diff: the headline figures
     assert (repo / "dvc_plots" / "index.html").is_file()          # plots diff
     report = (repo / "report.html").read_text()
     assert "pretrain.lr" in report and "<svg" in report
+    assert "data/stats/pretrain.json" in report and "best_val_loss" in report  # every figure
     run(["git", "checkout", "--", "."], repo)
     run(["git", "clean", "-fdq", "dvc_plots", "report.html"], repo)
 

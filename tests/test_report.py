@@ -34,6 +34,9 @@ BASE = {
     "metrics/plots/pretrain/train.csv": "step,tokens,train_loss,lr,grad_norm\n0,8,7.5,0.001,1.0\n1,16,7.0,0.002,0.9\n2,24,6.5,0.003,0.8\n",
     "metrics/plots/pretrain/val.csv": "step,tokens,val_loss\n0,0,7.6\n2,24,6.6\n",
     "models/samples/eval.json": {"pretrain": {"What is MPI?": "old answer <b>&"}, "sft": {"Hi": "old sft"}},
+    # lib/core/figures.py: the details beside the headline metrics, and the timings
+    "data/stats/pretrain.json": {"best_step": 300, "lora": {"enabled": False}, "stopped_by": "steps"},
+    "metrics/timing/pretrain.json": {"seconds": 100.0},
 }
 NEW = {
     "params.yaml": "seed: 1\npretrain:\n  lr: 0.001\n  steps: 10\n",
@@ -43,6 +46,8 @@ NEW = {
     "metrics/plots/pretrain/val.csv": "step,tokens,val_loss\n0,0,7.5\n2,24,6.1\n",
     "metrics/plots/sft/val.csv": "step,tokens,val_loss\n0,0,3.9\n5,40,3.5\n",  # absent at BASE
     "models/samples/eval.json": {"pretrain": {"What is MPI?": "new answer | pipes"}, "sft": {"Hi": "new sft"}},
+    "data/stats/pretrain.json": {"best_step": 200, "lora": {"enabled": False}, "stopped_by": "early_stop_patience"},
+    "metrics/timing/pretrain.json": {"seconds": 80.0},
 }
 
 
@@ -100,7 +105,13 @@ def test_html_report_between_commits(repo, tmp_path):
     # absent; the unchanged metric is counted, not listed
     assert re.search(r"pretrain\.val_loss</td><td class=\"num\">5</td><td class=\"num\">4</td>"
                      r"<td class=\"num better\">-1</td><td class=\"num better\">-20\.00%</td>", html)
-    assert "lambada_acc" not in html and "1 unchanged metrics not shown" in html
+    assert "lambada_acc" not in html and "2 unchanged metrics not shown" in html  # lora.enabled too
+    # the stage's details and timings, from their own files, in the same table
+    assert re.search(r"data/stats/pretrain\.json</td><td>best_step</td><td class=\"num\">300</td>"
+                     r"<td class=\"num\">200</td>", html)
+    assert re.search(r"stopped_by</td><td class=\"num\">steps</td><td class=\"num\">early_stop_patience</td>", html)
+    assert re.search(r"metrics/timing/pretrain\.json</td><td>seconds</td><td class=\"num\">100</td>"
+                     r"<td class=\"num\">80</td><td class=\"num better\">-20</td>", html)
     assert re.search(r"sft\.val_loss</td><td class=\"absent\">absent</td><td class=\"num\">3\.5</td>"
                      r"<td class=\"num\">added</td>", html)
     # curves: one well-formed SVG per curve with data at either side (pretrain x4, sft val_loss)
@@ -145,7 +156,7 @@ def test_experiment_name_resolves(repo):
         [report.a.sha[:2], report.a.sha[2:], "exp-lr"]))
     assert [(r.key, r.old, r.new) for r in report.params] == [("pretrain.lr", 0.001, 0.0005)]
     assert "exp-lr (" in render_html(report)
-    assert report.metrics == [] and report.hidden_metrics == 3  # nothing changed: nothing listed
+    assert report.metrics == [] and report.hidden_metrics == 3 + 3 + 1  # nothing changed: nothing listed
     everything = build(repo, "HEAD", "exp-lr", show_all=True)
     assert "| metrics/eval.json | pretrain.val_loss | 4 | 4 | 0 | 0% |" in render_markdown(everything)
 

@@ -128,8 +128,11 @@ def test_stage_fails_only_when_nothing_fetched(tmp_path, monkeypatch):
         from lib.core.stage import run_stage
         run_stage(stage.main)
     assert exc.value.code == 2
-    assert json.loads((tmp_path / "metrics" / "scrape.json").read_text())["failed_by_reason"] == \
+    # the headline figures in metrics/, the detailed counts in the cached stats file, timings apart
+    assert json.loads((tmp_path / "metrics" / "scrape.json").read_text()) == {"docs": 0, "failed": 1}
+    assert json.loads((tmp_path / "data" / "stats" / "scrape.json").read_text())["failed_by_reason"] == \
         {"not_found": 1}
+    assert set(json.loads((tmp_path / "metrics" / "timing" / "scrape.json").read_text())) == {"seconds"}
     assert os.path.exists(tmp_path / "raw" / "manifest.jsonl")
 
 

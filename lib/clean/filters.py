@@ -2,7 +2,7 @@
 
 A filter takes the document (Doc) and the params and returns None when the document passes, else
 a detail naming the measured value. Its name is the reject reason written to rejects.jsonl and
-the counter in metrics/clean.json, so adding a filter is adding a function to FILTERS (and its
+the counter in data/stats/clean.json, so adding a filter is adding a function to FILTERS (and its
 threshold to CleanParams when it has one). Gopher-style ratios run on the prose outside code
 blocks, after repeated lines were removed as boilerplate (see boilerplate.py).
 """

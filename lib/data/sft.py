@@ -16,7 +16,7 @@ from lib.core.io import iter_jsonl_lines, parse_jsonl_line
 from lib.data.batch import Batch
 from lib.tokenizer.chat import Message, encode_chat, to_messages
 
-MAX_REPORTED_BAD = 10  # bad records listed by line in metrics/sft.json (all are counted)
+MAX_REPORTED_BAD = 10  # bad records listed by line in the log (stages/sft.py); all are counted
 
 
 @dataclass

@@ -6,7 +6,9 @@ reports per-file errors instead of failing. Revisions are resolved once, up fron
 own resolver, so experiment names work wherever a commit does. Curves are git-tracked and read
 with ``git show REV:./path``; samples are a DVC-cached output, read at a revision through DVC's
 file system (from the local cache); the workspace is read from disk. A file missing at one side
-is None.
+is None. Beside the headline figures of the metrics files, each stage's detailed figures
+(``data/stats/<stage>.json``, cached like the samples) and timings (``metrics/timing/<stage>.json``,
+git-tracked like the curves) are compared too, in the same table (lib/core/figures.py).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from lib.core.errors import UserError
+from lib.core.figures import HEADLINE, STATS_DIR, TIMING_DIR
 
 WORKSPACE = "workspace"
 ABSENT = None  # a value or file that does not exist at one revision
@@ -186,6 +189,41 @@ def change(old: Any, new: Any) -> tuple[float, float | None] | None:
     return delta, (delta / abs(old) * 100.0 if old else None)
 
 
+def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}, as DVC flattens metrics; lists stay whole values."""
+    if not isinstance(data, dict):
+        return {prefix: data} if prefix else {}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def _json_or_note(text: str | None, path: str, side: Side, notes: list[str]) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        notes.append(f"{path} at {side.label}: invalid JSON ({err.msg}); shown as absent")
+        return None
+
+
+def figures(repo, a: Side, b: Side, notes: list[str]) -> list[DiffRow]:
+    """Rows for every stage's stats (cached output) and timings (git-tracked), key by key."""
+    root = Path(repo.root_dir)
+    rows = []
+    for stage in HEADLINE:
+        for path, cached in ((f"{STATS_DIR}/{stage}.json", True), (f"{TIMING_DIR}/{stage}.json", False)):
+            old, new = (_json_or_note(read_output(repo, side, path, notes) if cached else read_text(root, side, path),
+                                      path, side, notes) for side in (a, b))
+            if old is None and new is None:
+                continue
+            fa, fb = _flat(old or {}), _flat(new or {})
+            rows += [DiffRow(path, key, fa.get(key, ABSENT), fb.get(key, ABSENT)) for key in sorted(set(fa) | set(fb))]
+    return rows
+
+
 # --- curves and samples -------------------------------------------------------------------------
 
 def parse_curve(text: str | None, column: str) -> list[tuple[float, float]] | None:
@@ -287,6 +325,7 @@ def build(root: str | Path = ".", a: str = "HEAD", b: str = WORKSPACE, show_all:
         top = Path(repo.root_dir)
         notes: list[str] = []
         params, metrics = diffs(repo, side_a, side_b, notes)
+        metrics += figures(repo, side_a, side_b, notes)
         table, absent = samples(repo, side_a, side_b, notes)
     shown_params = params if show_all else [r for r in params if r.changed]
     shown_metrics = metrics if show_all else [r for r in metrics if r.changed]

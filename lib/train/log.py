@@ -1,12 +1,13 @@
 """Training progress for people: a tqdm bar on a terminal; plain ``step N/M loss ... val ... lr ...
 tok/s ... eta`` lines every ``log_every`` steps otherwise (DVC logs, sbatch files, CI), so a log of
-a long run always shows how it went."""
+a long run always shows how it went. The eta is lib/train/eta.py's: recent step times plus the
+validations and samples still due, not elapsed time over steps done."""
 from __future__ import annotations
 
 import sys
-import time
 
 from lib.core.progress import progress
+from lib.train.eta import Eta
 
 
 def _duration(seconds: float) -> str:
@@ -22,11 +23,13 @@ class TrainLog:
         self.plain = enabled and not sys.stderr.isatty()
         self.bar = progress(total=steps, initial=start, desc=desc, enabled=enabled and not self.plain,
                             leave=False, mininterval=1.0)
-        self.started = time.perf_counter()
+        self.eta = Eta(steps)
         self.last_val: float | None = None
 
-    def step(self, step: int, loss: float, lr: float, grad_norm: float, tok_s: float, mfu: float | None) -> None:
-        """After optimizer step ``step`` (0-based) has run."""
+    def step(self, step: int, loss: float, lr: float, grad_norm: float, tok_s: float, mfu: float | None,
+             seconds: float) -> None:
+        """After optimizer step ``step`` (0-based) has run, in ``seconds``."""
+        self.eta.step(seconds)
         if not self.enabled:
             return
         self.bar.update(1)
@@ -34,15 +37,19 @@ class TrainLog:
                              **({} if mfu is None else {"mfu": f"{mfu:.1%}"}))
         done = step + 1
         if self.plain and (done % self.log_every == 0 or done == self.steps):
-            per_step = (time.perf_counter() - self.started) / max(1, done - self.start)
+            left = self.eta.remaining(done)
             val = "" if self.last_val is None else f" val {self.last_val:.4f}"
             util = "" if mfu is None else f" mfu {mfu:.1%}"
             self.write(f"{self.desc} step {done}/{self.steps} loss {loss:.4f}{val} lr {lr:.2e} "
-                       f"gnorm {grad_norm:.2f} tok/s {tok_s:.0f}{util} eta {_duration(per_step * (self.steps - done))}")
+                       f"gnorm {grad_norm:.2f} tok/s {tok_s:.0f}{util} eta {'?' if left is None else _duration(left)}")
 
     def skipped(self, step: int) -> None:
         if self.enabled:
             self.bar.update(1)
+
+    def periodic(self, name: str, seconds: float, every: int) -> None:
+        """A validation or sampling run, due every ``every`` steps, took ``seconds``."""
+        self.eta.task(name, seconds, every)
 
     def validated(self, step: int, val: float, best: bool) -> None:
         self.last_val = val

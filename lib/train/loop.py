@@ -116,7 +116,9 @@ class Validation:
 
     def __call__(self, state: LoopState) -> bool:
         """Record the val loss at ``state.step``; True when early stopping says stop."""
+        started = time.perf_counter()
         val = D.from_main(float(self.evaluate()), self.ctx)
+        self.log.periodic("validation", time.perf_counter() - started, self.params.eval_every)
         state.val_curve.append([state.step, state.tokens, val])
         best = val < state.best_val_loss
         self.log.validated(state.step, val, best)
@@ -140,7 +142,9 @@ class Sampling:
     def __call__(self, state: LoopState) -> None:
         if self.sample is None or not self.every:
             return
+        started = time.perf_counter()
         out = self.sample(state.step)
+        self.log.periodic("samples", time.perf_counter() - started, self.every)
         if self.ctx.is_main:
             state.samples.append({"step": state.step, "samples": out})
             for prompt, text in out.items():
@@ -219,7 +223,7 @@ def _record(state: LoopState, stats: StepStats, plan: RunPlan, ctx: DistContext,
     step_mfu = mfu(plan.flops_per_token, tok_s, plan.peak_flops, ctx.world_size)
     state.train_curve.append([state.step, state.tokens, stats.loss, stats.lr, stats.grad_norm])
     state.perf_curve.append([state.step, tok_s, math.nan if step_mfu is None else step_mfu])
-    log.step(state.step, stats.loss, stats.lr, stats.grad_norm, tok_s, step_mfu)
+    log.step(state.step, stats.loss, stats.lr, stats.grad_norm, tok_s, step_mfu, stats.seconds)
 
 
 def finish(state_path: Path, ctx: DistContext = SINGLE) -> None:
