@@ -160,7 +160,7 @@ def summarise(runs: list[Run], shape: dict, bits_per_token: float, corpus: dict,
         b = baseline.curve[-1][clock]
         out[f"ours_{clock}_to_baseline_final"] = t
         out[f"time_ratio_{clock}"] = None if t is None else round(t / b, 3)
-        out[f"speedup_{clock}"] = None if t is None else round(b / t, 2)
+        out[f"speedup_{clock}"] = round(b / t, 2) if t else None  # 0: reached at the first evaluation
     t_tok = time_to(ours.curve, target, "tokens")
     out["token_ratio"] = None if t_tok is None else round(t_tok / baseline.curve[-1]["tokens"], 3)
     for run in runs:
