@@ -1,10 +1,14 @@
 """The benchmarks' third-party-style baseline: a GPT-2 as nanoGPT trains it, written here from
 the published recipe (not copied): learned absolute positions, LayerNorm, a 4x GELU MLP, one
 fused qkv projection, tied input/output embeddings, N(0, 0.02) init with the residual
-projections at 0.02 / sqrt(2 * n_layer); AdamW with weight decay on the matrices only, betas
-(0.9, 0.95), gradient clipping at 1.0, and nanoGPT's schedule: linear warmup, cosine decay to
-min_lr = lr / 10 at the last iteration. nanoGPT's train.py defaults to bias=False and dropout 0
+projections at 0.02 / sqrt(2 * n_layer). nanoGPT's train.py defaults to bias=False and dropout 0
 for pretraining; so does this.
+
+It trains through the library's step (lib.train.loop.Stepper) and optimizer builder with
+nanoGPT's settings (``baseline_params``): AdamW with weight decay on the matrices only (the
+builder's two groups when no role has its own rate), betas (0.9, 0.95), gradient clipping at
+1.0, and a linear warmup then cosine decay to min_lr = lr / 10 at the last step (nanoGPT's
+get_lr, which lib.train.schedule.lr_at matches but for warming up over warmup + 1 steps).
 """
 from __future__ import annotations
 
@@ -13,6 +17,8 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from lib.train.params import TrainParams
 
 
 class BaselineBlock(nn.Module):
@@ -50,29 +56,24 @@ class BaselineGPT(nn.Module):
             elif name.endswith(".bias"):
                 nn.init.zeros_(p)
 
-    def forward(self, idx, targets=None):
+    def forward(self, idx, targets=None, loss_mask=None):
         x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device))
         for block in self.blocks:
             x = block(x)
         logits = self.head(self.ln_f(x))
         if targets is None:
             return logits, None
-        return logits, F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1))
+        if loss_mask is not None:  # the library's batches may carry one (SFT); -100 is ignored
+            targets = targets.masked_fill(loss_mask == 0, -100)
+        return logits, F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1),
+                                       ignore_index=-100)
 
 
-def baseline_optimizer(model: nn.Module, lr: float, weight_decay: float = 0.1, betas=(0.9, 0.95),
-                       device: torch.device | None = None) -> torch.optim.AdamW:
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=device is not None and device.type == "cuda")
-
-
-def nanogpt_lr(it: float, lr: float, warmup_iters: float, decay_iters: float, min_lr: float) -> float:
-    """nanoGPT's get_lr: linear warmup, cosine to min_lr at decay_iters, min_lr after."""
-    if it < warmup_iters:
-        return lr * (it + 1) / (warmup_iters + 1)
-    if it > decay_iters:
-        return min_lr
-    ratio = (it - warmup_iters) / (decay_iters - warmup_iters)
-    return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (lr - min_lr)
+def baseline_params(lr: float, steps: int = 1, warmup: float = 0.0, min_lr_ratio: float = 0.1,
+                    weight_decay: float = 0.1, beta1: float = 0.9, beta2: float = 0.95, grad_clip: float = 1.0,
+                    schedule: str = "cosine") -> TrainParams:
+    """nanoGPT's optimizer and schedule as library params: AdamW for every matrix at one rate
+    (decayed; gains not), warmup over ``warmup`` of ``steps``, then decay to lr * min_lr_ratio."""
+    return TrainParams(optimizer="adamw", lr=lr, min_lr=lr * min_lr_ratio, warmup_steps=round(warmup * steps),
+                       schedule=schedule, weight_decay=weight_decay, beta1=beta1, beta2=beta2,
+                       grad_clip=grad_clip)

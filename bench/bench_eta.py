@@ -20,7 +20,8 @@ from pathlib import Path
 
 from lib.core.params import load_section, load_seed
 from lib.core.runtime import setup_torch
-from lib.eval.validation import mean_loss, val_windows
+from lib.data.val_windows import val_windows
+from lib.eval.validation import mean_loss
 from lib.hf.import_ import init_model
 from lib.infer.samples import continuations
 from lib.data.shards import open_split

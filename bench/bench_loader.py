@@ -6,8 +6,9 @@ Writes synthetic shards (random ids, documents of 50-2000 tokens) to a temp dir 
 
 - microseconds per ``TrainWindows.batch`` at the pretrain stage's seq_len/batch_size and at a
   GPU-sized one (1024 x 32), windows crossing documents and kept inside them;
-- the baseline: one training step (forward, backward, AdamW) of the pretrain stage's model on
-  this machine, in this run; goal: a batch under 1% of a step;
+- the baseline: one training step of the pretrain stage's model on this machine, in this run,
+  as the library takes it (lib.train.loop.Stepper: forward, backward, clipping, and the optimizer
+  params.yaml's pretrain section names, Muon+AdamW by default); goal: a batch under 1% of a step;
 - with ``Prefetcher`` (a background thread; 2 worker processes) the time a step waits for its
   batch -- for processes, the hand-over through shared memory;
 - resident memory after 1,000 and after 30,000 batches (goal: no growth).
@@ -72,32 +73,26 @@ def rss_mb() -> dict:
     return fields
 
 
-def pretrain_setup() -> tuple:
-    """(model config, seq_len, batch_size, threads) of the pretrain stage, defaults if unreadable."""
-    from lib.model.config import ModelConfig
+def pretrain_params():
+    """The pretrain stage's params (model, seq_len, batch_size, optimizer), defaults if unreadable."""
+    from lib.core.params import load_section
+    from lib.train.pretrain import PretrainParams
     try:
-        from lib.core.params import load_section
-        from lib.train.pretrain import PretrainParams
-        p = load_section("pretrain", PretrainParams, ROOT / "params.yaml")
-        return p.model, p.seq_len, p.batch_size, p.threads
+        return load_section("pretrain", PretrainParams, ROOT / "params.yaml")
     except Exception as err:  # the bench must not break with another section's schema
-        print(f"note: pretrain params unreadable ({err}); using defaults", file=sys.stderr)
-        return ModelConfig(), 128, 16, 2
+        print(f"note: pretrain params unreadable ({err}); using PretrainParams' defaults", file=sys.stderr)
+        return PretrainParams()
 
 
-def step_seconds(model_cfg, seq_len: int, batch_size: int, windows: TrainWindows, steps: int) -> float:
+def step_seconds(params, windows: TrainWindows, steps: int) -> float:
+    """Median seconds of the library's training step (batches built beforehand, not timed)."""
+    from bench.stepping import make_stepper
     from lib.model.gpt import GPT
-    model = GPT(replace(model_cfg, vocab_size=VOCAB))
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    times = []
-    for i in range(steps + 3):
-        batch = windows.batch(i)
-        started = time.perf_counter()
-        _, loss = model(batch.inputs, batch.targets)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        times.append(time.perf_counter() - started)
+    model = GPT(replace(params.model, vocab_size=VOCAB))
+    batches = [windows.batch(i) for i in range(steps + 3)]
+    stepper = make_stepper(model, replace(params, compile=False), torch.device("cpu"), batches.__getitem__,
+                           steps=params.steps, desc="bench_loader")
+    times = [stepper(i).seconds for i in range(steps + 3)]
     return float(np.median(times[3:]))  # after warm-up
 
 
@@ -106,7 +101,8 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=20_000_000)
     ap.add_argument("--steps", type=int, default=10)
     args = ap.parse_args()
-    model_cfg, seq_len, batch_size, _ = pretrain_setup()
+    params = pretrain_params()
+    seq_len, batch_size = params.seq_len, params.batch_size
     # one thread: on a shared, loaded machine more threads spin and make the step (the baseline)
     # slower and noisier, which would flatter the loader's share
     torch.set_num_threads(1)
@@ -121,8 +117,9 @@ def main() -> None:
                 TrainWindows(shards, seq_len, batch_size, seed=0, cross_documents=False)), 1),
             "us_per_batch_1024x32": round(us_per_batch(TrainWindows(shards, 1024, 32, seed=0), 500), 1),
         }
-        step = step_seconds(model_cfg, seq_len, batch_size, small, args.steps)
+        step = step_seconds(params, small, args.steps)
         figures["train_step_ms"] = round(step * 1e3, 2)
+        figures["optimizer"] = params.optimizer
         figures["batch_share_of_step"] = round(figures["us_per_batch"] * 1e-6 / step, 5)
 
         # what a step waits for its batch when a thread or worker processes build batches ahead

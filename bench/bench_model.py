@@ -6,7 +6,9 @@ all alike, each with its own optimizer: our recipe (ReLU² 4x MLP, QK-norm, unti
 soft-cap; Muon for the hidden matrices + AdamW), the same model with AdamW alone (Muon's
 Newton-Schulz cost set apart: it is per optimizer step, not per token), our Llama-like default
 (SwiGLU d_ff 1024, the parameter count of a 4x GELU MLP; AdamW) and the baseline
-(bench/baseline_gpt.py: learned positions, LayerNorm, GELU, tied; AdamW). The allocator is set
+(bench/baseline_gpt.py: learned positions, LayerNorm, GELU, tied; nanoGPT's AdamW). Every step is
+the library's (lib.train.loop.Stepper: forward, backward, clipping at 1.0, the optimizer from
+lib.train.optim at a constant rate), as pretrain takes it. The allocator is set
 as training sets it (lib.core.runtime.reuse_freed_memory) unless --default-allocator. Eager, then compiled with torch.compile (inductor).
 Generation, batch 1, greedy: ours over the preallocated KV cache against transformers'
 LlamaForCausalLM holding the same weights with its own cache, and ours without a cache.
@@ -25,6 +27,7 @@ import resource
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -32,40 +35,32 @@ import torch.nn as nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from lib.data.batch import Batch  # noqa: E402
 from lib.model.config import ModelConfig  # noqa: E402
 from lib.model.gpt import GPT  # noqa: E402
-from lib.core.runtime import autocast, configure_cuda, mfu, peak_flops, reuse_freed_memory  # noqa: E402
-from lib.train.optim import OptimParams, build_optimizer  # noqa: E402
-from bench.baseline_gpt import BaselineGPT, baseline_optimizer  # noqa: E402
+from lib.core.runtime import configure_cuda, mfu, peak_flops, reuse_freed_memory  # noqa: E402
+from lib.train.params import TrainParams  # noqa: E402
+from bench.baseline_gpt import BaselineGPT, baseline_params  # noqa: E402
+from bench.stepping import make_stepper, timed_step  # noqa: E402
 
 
-def _optimizer(model: nn.Module, device: torch.device):
-    """Each model with its own recipe's optimizer: Muon+AdamW for our recipe, AdamW otherwise."""
+def _params(model: nn.Module, compile_: bool) -> TrainParams:
+    """Each model with its own recipe's optimizer at a constant rate: Muon+AdamW for our recipe,
+    nanoGPT's AdamW for the baseline, the library's AdamW otherwise."""
     if isinstance(model, BaselineGPT):
-        return baseline_optimizer(model, 1e-4, device=device)
+        return replace(baseline_params(1e-4, schedule="constant"), compile=compile_)
     muon = getattr(model, "bench_optimizer", "adamw") == "muon"
-    return build_optimizer(model, OptimParams(optimizer="muon" if muon else "adamw", lr=1e-4, muon_lr=1e-3), device)
+    return TrainParams(optimizer="muon" if muon else "adamw", lr=1e-4, min_lr=1e-4, muon_lr=1e-3, warmup_steps=0,
+                       schedule="constant", grad_clip=1.0, compile=compile_)
 
 
 def _trainer(model: nn.Module, device: torch.device, batch: int, seq: int, vocab: int, compile_: bool):
-    opt = _optimizer(model, device)
-    fwd = torch.compile(model) if compile_ else model
+    """A step of the library's training loop (lib.train.loop.Stepper) on one fixed random batch."""
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, vocab, (batch, seq), generator=g).to(device)
     y = torch.randint(0, vocab, (batch, seq), generator=g).to(device)
-
-    def step() -> tuple[float, float]:
-        t0, c0 = time.perf_counter(), time.process_time()
-        with autocast(device):
-            _, loss = fwd(x, y)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - t0, time.process_time() - c0
-    return step
+    stepper = make_stepper(model, _params(model, compile_), device, lambda i: Batch(x, y))
+    return lambda: timed_step(stepper, 0)[1:]
 
 
 def bench_train(models: dict, device, batch, seq, vocab, warmup, steps, compile_=False) -> dict:

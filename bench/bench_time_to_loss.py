@@ -4,7 +4,9 @@ Both models have the same shape (``--shape issue``: 6 layers, width 384, 6 heads
 ``--shape small``: 4 layers, width 256, 4 heads, ~3x the steps; sequence 256, batch 8, the corpus's
 8192-token vocab, fp32 on CPU) and see the same batches in the same order from a
 real-text corpus (bench/real_text.py: Debian's HTML documentation, packed by our own tokenizer,
-pack and shards code). Each gets the same training wall-clock budget; the LR schedules run on the
+pack and shards code), drawn by the library's TrainWindows. Both train through the library's step
+(lib.train.loop.Stepper, lib.train.optim's builder, lib.train.schedule) with their own settings,
+and are validated by lib.eval.validation on the first ``--val-windows`` windows of the val split. Each gets the same training wall-clock budget; the LR schedules run on the
 fraction of that budget spent, so both anneal by the end of it. The two runs alternate in slices
 of a few seconds (the run whose clock is behind goes next), so a change of load on a shared
 machine hits both alike; evaluation time is not counted. Both clocks are kept: wall seconds and
@@ -28,19 +30,22 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import real_text  # noqa: E402
-from bench.baseline_gpt import BaselineGPT, baseline_optimizer, nanogpt_lr  # noqa: E402
+from bench.baseline_gpt import BaselineGPT, baseline_params  # noqa: E402
+from bench.stepping import make_stepper, timed_step  # noqa: E402
 from lib.model.config import ModelConfig  # noqa: E402
 from lib.core.runtime import reuse_freed_memory  # noqa: E402
+from lib.data.val_windows import val_windows  # noqa: E402
+from lib.eval.validation import mean_loss  # noqa: E402
 from lib.model.gpt import GPT  # noqa: E402
-from lib.train.optim import OptimParams, build_optimizer, set_lr  # noqa: E402
+from lib.train.optim import OptimParams  # noqa: E402
 from lib.train.params import TrainParams  # noqa: E402
 from lib.train.schedule import lr_at  # noqa: E402
+from lib.data.windows import TrainWindows  # noqa: E402
 
 SHAPES = {"issue": dict(n_layer=6, d_model=384, n_head=6, seq_len=256, batch=8),  # bench_model's shape
           "small": dict(n_layer=4, d_model=256, n_head=4, seq_len=256, batch=8)}  # ~3x the steps per second
@@ -57,20 +62,30 @@ BASELINE = dict(lr=1e-3, min_lr_ratio=0.1, beta1=0.9, beta2=0.99, weight_decay=0
 PSEUDO_STEPS = 1000  # both schedules run on budget progress, as this many steps
 
 
+def recipe_params(r: dict) -> TrainParams:
+    """Our recipe as the library's training params: its optimizer, and our loop's schedule
+    (warmup, then cosine or linear decay to min_lr_ratio of each group's peak) over PSEUDO_STEPS."""
+    optim = {k: r[k] for k in OptimParams.__dataclass_fields__ if k in r}
+    return TrainParams(**optim, min_lr=r["lr"] * r["min_lr_ratio"], warmup_steps=round(r["warmup"] * PSEUDO_STEPS),
+                       schedule=r["schedule"], grad_clip=r["grad_clip"])
+
+
 def recipe_scale(progress: float, r: dict) -> float:
-    """Our loop's schedule (lib.train.schedule.lr_at) on budget progress in [0, 1], as a factor of
-    each group's peak rate: warmup, then cosine or linear decay to min_lr_ratio."""
-    shape = TrainParams(lr=1.0, min_lr=r["min_lr_ratio"], warmup_steps=round(r["warmup"] * PSEUDO_STEPS),
-                        schedule=r["schedule"])
-    return lr_at(int(progress * PSEUDO_STEPS), shape, PSEUDO_STEPS)
+    """The recipe's rate at budget progress in [0, 1], as a factor of its peak."""
+    params = recipe_params(r)
+    return lr_at(int(progress * PSEUDO_STEPS), params, PSEUDO_STEPS) / params.lr
 
 
 class Run:
-    """One model's training, advanced a slice at a time; its clocks count training only."""
+    """One model's training through the library's step, advanced a slice at a time; its clocks
+    count training only. The schedule runs on the budget's progress: the step handed to the
+    Stepper is the budget's pseudo-step, while batches follow the run's own step count."""
 
-    def __init__(self, name, model, optimizer, scale_fn, grad_clip, budget_s):
-        self.name, self.model, self.opt, self.scale_fn = name, model, optimizer, scale_fn
-        self.grad_clip, self.budget_s = grad_clip, budget_s
+    def __init__(self, name: str, model, params: TrainParams, windows: TrainWindows, budget_s: float):
+        self.name, self.model, self.budget_s = name, model, budget_s
+        self.windows = windows
+        self.stepper = make_stepper(model, params, torch.device("cpu"), lambda _: windows.batch(self.step),
+                                    steps=PSEUDO_STEPS, desc=name)
         self.step = self.tokens = 0
         self.wall = self.cpu = 0.0
         self.curve: list[dict] = []
@@ -80,25 +95,15 @@ class Run:
     def done(self) -> bool:
         return self.wall >= self.budget_s
 
-    def train_slice(self, slice_s: float, batch, evaluate, eval_every_s: float) -> None:
+    def train_slice(self, slice_s: float, evaluate) -> None:
         end = min(self.wall + slice_s, self.budget_s)
         while self.wall < end:
             if self.wall >= self.next_eval:
                 self.record(evaluate)
-            t0, c0 = time.perf_counter(), time.process_time()
-            set_lr(self.opt, self.scale_fn(self.wall / self.budget_s))  # a factor of each group's peak
-            self.model.train()
-            x, y = batch(self.step)
-            _, loss = self.model(x, y)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-            self.opt.step()
-            self.opt.zero_grad(set_to_none=True)
-            self.wall += time.perf_counter() - t0
-            self.cpu += time.process_time() - c0
+            stats, wall, cpu = timed_step(self.stepper, int(self.wall / self.budget_s * PSEUDO_STEPS))
+            self.wall, self.cpu = self.wall + wall, self.cpu + cpu
             self.step += 1
-            self.tokens += x.numel()
-            self.last_train_loss = loss.item()
+            self.tokens += stats.tokens
         if self.done:
             self.record(evaluate)
 
@@ -109,7 +114,7 @@ class Run:
         self.next_eval += self.eval_every_s
 
 
-def make_runs(s: dict, vocab: int, budget_s: float, recipe: dict, base: dict) -> list[Run]:
+def make_runs(s: dict, vocab: int, windows: TrainWindows, budget_s: float, recipe: dict, base: dict) -> list[Run]:
     torch.manual_seed(0)
     cfg = ModelConfig(vocab_size=vocab, n_layer=s["n_layer"], n_head=s["n_head"], n_kv_head=s["n_head"],
                       d_model=s["d_model"], max_seq_len=s["seq_len"], dropout=0.0,
@@ -117,43 +122,17 @@ def make_runs(s: dict, vocab: int, budget_s: float, recipe: dict, base: dict) ->
                       **{k: recipe[k] for k in ("qk_norm", "mlp", "zero_init_proj", "logit_softcap",
                                                 "tie_embeddings")})
     ours = GPT(cfg)
-    optim = OptimParams(**{k: recipe[k] for k in OptimParams.__dataclass_fields__ if k in recipe})
-    ours_opt = build_optimizer(ours, optim, torch.device("cpu"))
     torch.manual_seed(0)
     baseline = BaselineGPT(vocab, s["d_model"], s["n_layer"], s["n_head"], s["seq_len"])
-    base_opt = baseline_optimizer(baseline, base["lr"], base["weight_decay"], (base["beta1"], base["beta2"]))
-    for g in base_opt.param_groups:
-        g["initial_lr"] = base["lr"]
-
-    def base_scale(progress: float) -> float:  # nanoGPT's get_lr on the pseudo-iterations of the budget
-        n = PSEUDO_STEPS
-        return nanogpt_lr(progress * n, 1.0, base["warmup"] * n, n, base["min_lr_ratio"])
-    return [Run("ours", ours, ours_opt, lambda p: recipe_scale(p, recipe), recipe["grad_clip"], budget_s),
-            Run("baseline", baseline, base_opt, base_scale, base["grad_clip"], budget_s)]
+    return [Run("ours", ours, recipe_params(recipe), windows, budget_s),
+            Run("baseline", baseline, baseline_params(steps=PSEUDO_STEPS, **base), windows, budget_s)]
 
 
-def batcher(train: np.ndarray, seq: int, batch: int, seed: int = 0):
-    """Batch i: windows at starts drawn from a generator seeded by i: the same for both runs."""
-    def get(i: int):
-        starts = np.random.default_rng([seed, i]).integers(0, len(train) - seq - 1, size=batch)
-        rows = np.stack([train[s:s + seq + 1] for s in starts]).astype(np.int64)
-        t = torch.from_numpy(rows)
-        return t[:, :-1], t[:, 1:]
-    return get
-
-
-def evaluator(val: np.ndarray, seq: int, windows: int, batch: int = 16):
-    step = max(seq + 1, (len(val) - seq - 1) // windows)
-    rows = torch.from_numpy(np.stack([val[i:i + seq + 1] for i in range(0, step * windows, step)]).astype(np.int64))
-
-    @torch.no_grad()
+def evaluator(val_shards: list, seq: int, windows: int, batch: int = 16):
+    """The library's validation (lib.eval.validation): the mean loss over the first ``windows``
+    windows of the val split (rounded up to whole batches), the same for both runs."""
     def evaluate(model) -> float:
-        model.eval()
-        total = 0.0
-        for i in range(0, len(rows), batch):
-            _, loss = model(rows[i:i + batch, :-1], rows[i:i + batch, 1:])
-            total += float(loss) * len(rows[i:i + batch])
-        return total / len(rows)
+        return mean_loss(model, val_windows(val_shards, seq, batch, max_batches=-(-windows // batch)), "cpu")
     return evaluate
 
 
@@ -182,7 +161,7 @@ def summarise(runs: list[Run], shape: dict, bits_per_token: float, corpus: dict,
         b = baseline.curve[-1][clock]
         out[f"ours_{clock}_to_baseline_final"] = t
         out[f"time_ratio_{clock}"] = None if t is None else round(t / b, 3)
-        out[f"speedup_{clock}"] = None if t is None else round(b / t, 2)
+        out[f"speedup_{clock}"] = round(b / t, 2) if t else None  # 0: reached at the first evaluation
     t_tok = time_to(ours.curve, target, "tokens")
     out["token_ratio"] = None if t_tok is None else round(t_tok / baseline.curve[-1]["tokens"], 3)
     for run in runs:
@@ -212,25 +191,26 @@ def main() -> None:
     reuse_freed_memory()  # as training does (lib.core.runtime.setup_torch)
     recipe, base = {**RECIPE, **args.recipe}, {**BASELINE, **args.baseline}
     corpus_dir = real_text.prepare(vocab_size=8192)
-    train, val, corpus = real_text.load(corpus_dir)
+    train, val, corpus = real_text.load_shards(corpus_dir)
     bits_per_token = corpus["val_tokens"] / corpus["val_text_bytes"] / math.log(2)
     budget = args.minutes * 60 * 0.45  # per model; the rest goes to evaluation and warm-up
     shape = SHAPES[args.shape]
-    runs = make_runs(shape, corpus["vocab_size"], budget, recipe, base)
-    batch, evaluate = batcher(train, shape["seq_len"], shape["batch"]), evaluator(val, shape["seq_len"],
-                                                                                 args.val_windows)
+    # the library's training windows: the same batches in the same order for both runs
+    windows = TrainWindows(train, shape["seq_len"], shape["batch"], seed=0)
+    runs = make_runs(shape, corpus["vocab_size"], windows, budget, recipe, base)
+    evaluate = evaluator(val, shape["seq_len"], args.val_windows)
     for run in runs:  # warm-up (allocator, kernels): forward and backward without a step, untimed
         run.eval_every_s = budget / args.evals
         for _ in range(2):
-            run.model(*batch(0))[1].backward()
-        run.opt.zero_grad(set_to_none=True)
+            run.model(*windows.batch(0))[1].backward()
+        run.model.zero_grad(set_to_none=True)
         evaluate(run.model)
     while not all(r.done for r in runs):
         # The run whose own clock is behind goes next: both spend their budgets at the same pace in
         # real time, so a load change on the shared machine lands on both (a fixed turn order let the
         # run with faster steps finish alone, on a quieter machine).
         run = min((r for r in runs if not r.done), key=lambda r: r.wall)
-        run.train_slice(args.slice_s, batch, evaluate, run.eval_every_s)
+        run.train_slice(args.slice_s, evaluate)
         print(" | ".join(f"{r.name}: {r.wall:6.0f}s step {r.step:5d} val {r.curve[-1]['val_loss']:.3f}"
                          for r in runs if r.curve), file=sys.stderr, flush=True)
     report = summarise(runs, shape, bits_per_token, corpus, args, recipe, base)

@@ -18,7 +18,6 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -27,7 +26,7 @@ from lib.core.errors import UserError  # noqa: E402
 from lib.core.io import atomic_path, write_jsonl  # noqa: E402
 from lib.corpus import split_key  # noqa: E402
 from lib.data.pack import PackParams, pack_meta, pack_split  # noqa: E402
-from lib.data.shards import concat_tokens, open_split  # noqa: E402
+from lib.data.shards import open_split  # noqa: E402
 from lib.tokenizer import MODEL_FILE, Tokenizer  # noqa: E402
 from lib.tokenizer.build import TokenizerParams, train_tokenizer  # noqa: E402
 
@@ -106,11 +105,11 @@ def prepare(vocab_size: int = 8192, cache: Path = CACHE, workers: int = 2) -> Pa
     return out
 
 
-def load(out: Path) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(train tokens, val tokens, meta) of a prepared corpus; tokens as int64-ready uint16 arrays."""
+def load_shards(out: Path) -> tuple[list, list, dict]:
+    """(train shards, val shards, meta) of a prepared corpus, for the library's training windows
+    and validation."""
     tok = Tokenizer((out / "tokenizer" / MODEL_FILE).read_bytes())
-    train = concat_tokens(open_split(out / "shards" / "train", tok.sha256))
-    val = concat_tokens(open_split(out / "shards" / "val", tok.sha256))
+    train, val = (open_split(out / "shards" / split, tok.sha256) for split in ("train", "val"))
     return train, val, json.loads((out / "meta.json").read_text())
 
 

@@ -229,21 +229,33 @@ def test_attention_probabilities_are_what_the_forward_pass_attends_with(qk_norm)
 
 
 def test_decode_projection_keeps_one_transposed_copy_until_a_weight_changes():
-    from lib.model.layers import Projection
-    a, b = nn.Linear(16, 8, bias=False), nn.Linear(16, 4, bias=False)
-    proj, x = Projection(), torch.randn(1, 1, 16)
+    from lib.infer.prepare import DecodeProjection, prepare_for_decode, release_decode
+    model = GPT(ModelConfig(vocab_size=64, n_layer=1, n_head=2, n_kv_head=1, d_model=16, d_ff=24, max_seq_len=16))
+    attn, x = model.blocks[0].attn, torch.randn(1, 1, 16)
     with torch.no_grad():
-        out = proj(x, a, b)
-        copy = proj._weight_t
-        torch.testing.assert_close(out, torch.cat([a(x), b(x)], dim=-1))
-        proj(x, a, b)
-        assert proj._weight_t is copy  # no new copy per token
-        b.weight.mul_(2.0)
-        torch.testing.assert_close(proj(x, a, b), torch.cat([a(x), b(x)], dim=-1))
-        assert proj._weight_t is not copy
+        plain = model(torch.tensor([[3, 4, 5]]))[0]
+        expected = torch.cat([attn.wq(x), attn.wk(x), attn.wv(x)], dim=-1)
+        prepare_for_decode(model)
+        proj = attn.qkv
+        assert isinstance(proj, DecodeProjection) and proj.weight_t is None  # made at first use, not before
+        torch.testing.assert_close(attn.qkv(x), expected)
+        copy = proj.weight_t
+        assert copy.shape == (16, 32)
+        attn.qkv(x)
+        assert proj.weight_t is copy  # no new copy per token
+        attn.wk.weight.mul_(2.0)
+        torch.testing.assert_close(attn.qkv(x), torch.cat([attn.wq(x), attn.wk(x), attn.wv(x)], dim=-1))
+        assert proj.weight_t is not copy
+        attn.wk.weight.div_(2.0)
         many = torch.randn(4, 16, 16)  # prefill-sized: the weights as they are, no copy kept
-        fresh = Projection()
-        torch.testing.assert_close(fresh(many, a), a(many))
-        assert fresh._weight_t is None
+        head = model.lm_head.forward
+        torch.testing.assert_close(model.lm_head(many), many @ model.embed.weight.t())
+        assert head.weight_t is None
+        torch.testing.assert_close(model(torch.tensor([[3, 4, 5]]))[0], plain)
+        prepare_for_decode(model)
+        assert attn.qkv is proj  # a second call keeps what is there
     with torch.enable_grad():
-        assert Projection()(x, a).requires_grad  # training never takes the copy
+        assert attn.qkv(x).requires_grad and model.lm_head(x).requires_grad  # training never takes the copy
+    release_decode(model)
+    assert "qkv" not in attn.__dict__ and "forward" not in model.lm_head.__dict__
+    assert set(model.state_dict()) == set(GPT(model.cfg).state_dict())

@@ -17,6 +17,7 @@ from typing import Iterator, Sequence
 import torch
 
 from lib.model.gpt import GPT, KVCache, padded_causal_mask
+from lib.infer.prepare import prepare_for_decode
 from lib.infer.sampling import SamplingParams, sample
 
 
@@ -172,7 +173,7 @@ def _run(model: GPT, prompts: list[list[int]], max_new_tokens: int, stop_ids: se
     """Yield (row, token id) as rows produce tokens; the engine behind every front end."""
     if stop_strings and tokenizer is None:
         raise ValueError("stop_strings need the tokenizer to decode the generated text")
-    model.eval()
+    prepare_for_decode(model.eval())  # once per model: later calls find it prepared
     device = next(model.parameters()).device
     B = len(prompts)
     if B == 0:

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lib.model.layers import Attention, Projection, make_mlp, make_norm, rope_tables, sinusoidal_table
+from lib.model.layers import Attention, make_mlp, make_norm, rope_tables, sinusoidal_table
 from lib.model.config import ModelConfig
 from lib.model.fused import softcap
 
@@ -53,7 +53,6 @@ class GPT(nn.Module):
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.lm_head.weight = self.embed.weight
-        self._head = Projection()
         self.apply(self._init_weights)
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -96,7 +95,7 @@ class GPT(nn.Module):
         x = self.drop(x)
         for i, block in enumerate(self.blocks):
             x = block(x, rope, None if caches is None else caches[i], attn_mask)
-        logits = self._head(self.norm(x), self.lm_head)
+        logits = self.lm_head(self.norm(x))
         if self.cfg.logit_softcap > 0:  # tanh keeps logits in (-cap, cap): no overconfident early spikes
             logits = softcap(logits.float(), self.cfg.logit_softcap)
         if targets is None:

@@ -3,6 +3,11 @@ attention and MLPs. ``lib.model.gpt`` assembles them from a ``ModelConfig``.
 
 Parameter names of the default variant (attn.wq/wk/wv/wo, mlp.w_gate/w_up/w_down, *_norm.weight)
 are a contract: the Llama exporter maps them one to one.
+
+This is the training path, in plain PyTorch: ``nn.Linear`` calls, SDPA. What only pays while
+decoding one token at a time (transposed weight copies) is installed from outside, by
+``lib.infer.prepare.prepare_for_decode``, on the projections named here (``Attention.qkv``,
+``SwiGLU.gate_up`` and the ``nn.Linear`` layers).
 """
 from __future__ import annotations
 
@@ -69,44 +74,12 @@ def sinusoidal_table(max_len: int, dim: int) -> torch.Tensor:
 # ---- attention -------------------------------------------------------------------------------
 
 def fused_linear(x: torch.Tensor, layers: tuple[nn.Module, ...]) -> torch.Tensor:
-    """Several bias-free projections of the same input as one GEMM: fewer, larger kernels, while
-    the weights stay separately named parameters. Wrapped layers (LoRA) run their own forward."""
-    if len(layers) == 1:
-        return layers[0](x)
+    """Several bias-free projections of the same input as one GEMM (nanoGPT's fused ``c_attn``):
+    fewer, larger kernels, while the weights stay separately named parameters. Layers wrapped by
+    LoRA run their own forward."""
     if all(type(m) is nn.Linear for m in layers):
         return F.linear(x, torch.cat([m.weight for m in layers]))
     return torch.cat([m(x) for m in layers], dim=-1)
-
-
-DECODE_ROWS = 8  # inputs of at most this many rows (batch x tokens) take the decode path
-
-
-class Projection:
-    """Applies one or more bias-free projections of the same input (q, k, v; gate and up; a
-    single layer), with a decode path for CPU inference.
-
-    Decoding reads every weight once per token, and on CPU ``x @ W^T`` over the (out, in)
-    weight streamed it from memory at about half the speed of ``x @ M`` over an (in, out)
-    matrix (with the SwiGLU change alongside, bench_model's generation went from 1.06x to about
-    1.5x Hugging Face's Llama). So for a few rows without gradients this keeps
-    the weights concatenated and transposed, once, until a weight changes (an optimizer step or
-    load_state_dict bumps the tensor's version, a move changes its storage): one extra copy of
-    the weights while generating. Training, compiling, larger inputs (prefill, evaluation) and
-    wrapped layers (LoRA) take ``fused_linear``. Not a module: it holds no parameters of its own.
-    """
-
-    def __init__(self):
-        self._key, self._weight_t = None, None
-
-    def __call__(self, x: torch.Tensor, *layers: nn.Module) -> torch.Tensor:
-        # the layers come with each call: LoRA may have wrapped them since construction
-        if (torch.is_grad_enabled() or torch.compiler.is_compiling() or x.device.type != "cpu"
-                or x.numel() > DECODE_ROWS * x.shape[-1] or any(type(m) is not nn.Linear for m in layers)):
-            return fused_linear(x, layers)
-        key = tuple((m.weight.data_ptr(), m.weight._version, m.weight.dtype) for m in layers)
-        if key != self._key:
-            self._key, self._weight_t = key, torch.cat([m.weight for m in layers]).t().contiguous()
-        return x @ self._weight_t
 
 
 class Attention(nn.Module):
@@ -129,16 +102,17 @@ class Attention(nn.Module):
         # Muon and high learning rates train without logit blow-up (Qwen3's q_norm/k_norm layout).
         self.q_norm = make_norm("rmsnorm", self.head_dim, norm_eps) if qk_norm else None
         self.k_norm = make_norm("rmsnorm", self.head_dim, norm_eps) if qk_norm else None
-        self._qkv, self._out = Projection(), Projection()
+
+    def qkv(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, (H + 2 Hkv) D): q, k and v side by side, from one GEMM."""
+        return fused_linear(x, (self.wq, self.wk, self.wv))
 
     def heads(self, x: torch.Tensor, rope=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """q (B, H, T, D) and k, v (B, Hkv, T, D): projected, normed and rotated."""
         B, T, _ = x.shape
         H, Hkv = self.n_head, self.n_kv_head
-        # One GEMM for q, k and v and one RoPE pass over q and k together: fewer, larger kernels
-        # (what nanoGPT's fused c_attn buys) while the weights stay the three named parameters
-        # the Llama exporter maps.
-        qkv = self._qkv(x, self.wq, self.wk, self.wv).view(B, T, H + 2 * Hkv, self.head_dim)
+        # one RoPE pass (and one norm) over q and k together: fewer, larger kernels
+        qkv = self.qkv(x).view(B, T, H + 2 * Hkv, self.head_dim)
         qk, v = qkv.split([H + Hkv, Hkv], dim=2)  # split, not slicing: one backward cat, no zero-filled buffers
         if self.q_norm is not None:
             qk = self._norm_qk(qk)
@@ -171,7 +145,7 @@ class Attention(nn.Module):
             if attn_mask is None and T > 1:  # new tokens after a cached prefix: causal, offset by S - T
                 attn_mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout, enable_gqa=gqa)
-        return self._out(y.transpose(1, 2).reshape(B, T, C), self.wo)
+        return self.wo(y.transpose(1, 2).reshape(B, T, C))
 
     @torch.no_grad()
     def probabilities(self, x: torch.Tensor, rope=None) -> torch.Tensor:
@@ -195,11 +169,13 @@ class SwiGLU(nn.Module):
         self.w_down = nn.Linear(d_ff, d_model, bias=False)
         self.w_down.residual_projection = True
 
-        self._gate_up, self._down = Projection(), Projection()
+    def gate_up(self, x: torch.Tensor) -> torch.Tensor:
+        """gate and up side by side, from one GEMM (as the attention's q, k, v)."""
+        return fused_linear(x, (self.w_gate, self.w_up))
 
     def forward(self, x):
-        gate, up = self._gate_up(x, self.w_gate, self.w_up).chunk(2, dim=-1)  # one GEMM, as the attention's q, k, v
-        return self._down(F.silu(gate) * up, self.w_down)
+        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        return self.w_down(F.silu(gate) * up)
 
 
 class _UngatedMLP(nn.Module):
@@ -210,10 +186,9 @@ class _UngatedMLP(nn.Module):
         self.w_up = nn.Linear(d_model, d_ff, bias=False)
         self.w_down = nn.Linear(d_ff, d_model, bias=False)
         self.w_down.residual_projection = True
-        self._up, self._down = Projection(), Projection()
 
     def forward(self, x):
-        return self._down(self.activation(self._up(x, self.w_up)), self.w_down)
+        return self.w_down(self.activation(self.w_up(x)))
 
 
 class GeluMLP(_UngatedMLP):
