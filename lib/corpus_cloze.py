@@ -75,12 +75,13 @@ def passages(text: str, terms: re.Pattern, max_words: int) -> Iterator[Passage]:
     for block in prose_blocks(text):
         window: list[str] = []
         for sentence in _SENTENCE_END.split(block):
-            before = " ".join(window)
             term = _last_term(sentence, terms)
             if term is not None:
-                context = (before + " " + sentence[:term.start() - 1]).strip()
-                n = len(context.split())
-                if MIN_CONTEXT_WORDS <= n < max_words:
+                head = sentence[:term.start() - 1]
+                while window and len(" ".join(window + [head]).split()) >= max_words:
+                    window.pop(0)  # the earliest sentences go first: the passage ends at the term
+                context = " ".join(window + [head]).strip()
+                if MIN_CONTEXT_WORDS <= len(context.split()) < max_words:
                     target = " " + term.group()
                     key = hashlib.sha256(f"{context}\x00{target}".encode("utf-8")).hexdigest()
                     yield Passage(key, context, target)

@@ -31,11 +31,13 @@ class Match:
 
 
 class NgramIndex:
-    """The set of word n-grams of some eval texts, each remembering the first (suite, example)."""
+    """The set of word n-grams of some eval texts, each remembering every (suite, example) that
+    holds it (the first in ``grams``; the rare others in ``more``, to keep the common case small)."""
 
     def __init__(self, n: int):
         self.n = n
         self.grams: dict[tuple[str, ...], tuple[str, str]] = {}
+        self.more: dict[tuple[str, ...], list[tuple[str, str]]] = {}
         self.vocab: set[str] = set()  # words of indexed n-grams: a cheap filter before a lookup
 
     def add(self, suite: str, example: str, text: str) -> None:
@@ -43,14 +45,19 @@ class NgramIndex:
         if len(ws) < self.n:
             return
         self.vocab.update(ws)
+        owner = (suite, example)
         for i in range(len(ws) - self.n + 1):
-            self.grams.setdefault(tuple(ws[i:i + self.n]), (suite, example))
+            gram = tuple(ws[i:i + self.n])
+            first = self.grams.setdefault(gram, owner)
+            if first != owner and owner not in self.more.setdefault(gram, []):
+                self.more[gram].append(owner)
 
     def __len__(self) -> int:
         return len(self.grams)
 
     def matches(self, text: str) -> Iterator[Match]:
-        """Each distinct indexed n-gram of ``text``, in order of first occurrence."""
+        """Each distinct indexed n-gram of ``text`` (once per example that holds it), in order
+        of first occurrence."""
         ws, run, seen = words(text), 0, set()
         for i, w in enumerate(ws):
             # an n-gram can only match where n consecutive words are all in the index's vocabulary
@@ -61,7 +68,8 @@ class NgramIndex:
             hit = self.grams.get(gram)
             if hit is not None and gram not in seen:
                 seen.add(gram)
-                yield Match(hit[0], hit[1], " ".join(gram))
+                for suite, example in [hit] + self.more.get(gram, []):
+                    yield Match(suite, example, " ".join(gram))
 
     def first(self, text: str) -> Match | None:
         return next(self.matches(text), None)
