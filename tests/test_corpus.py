@@ -85,3 +85,18 @@ def test_missing_or_empty_input_is_a_user_error(tmp_path):
     (tmp_path / "none.jsonl").write_text("")
     with pytest.raises(UserError, match="no documents"):
         build(p, seed=0)
+
+
+def test_held_out_leaves_training_documents_and_params_are_checked(tmp_path):
+    from lib.core.params import ParamsError, from_mapping
+    p = CorpusParams(clean_docs=str(tmp_path / "d.jsonl"), out_dir=str(tmp_path / "o"), heldout_sources=["d*"])
+    write_jsonl(p.clean_docs, [doc(i) for i in range(3)])
+    with pytest.raises(UserError, match="no document is left for training"):
+        build(p, seed=0)
+    # a tiny share still holds out one of three documents, chosen by content
+    p = CorpusParams(clean_docs=p.clean_docs, out_dir=p.out_dir, heldout_fraction=0.01, val_fraction=0.0)
+    assert build(p, seed=0)["heldout"]["docs"] == 1
+    with pytest.raises(ParamsError, match="corpus.heldout_fraction: must be in"):
+        from_mapping(CorpusParams, {"val_fraction": 0.5, "heldout_fraction": 0.5}, "params.yaml: corpus")
+    with pytest.raises(ParamsError, match="corpus.decontam: expected one of"):
+        from_mapping(CorpusParams, {"decontam": "drop"}, "params.yaml: corpus")
