@@ -15,7 +15,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Sequence
 
 from lib.core.progress import progress
 
@@ -212,7 +212,7 @@ def write_splits(src: Path, roles: list[str], out: Path, cloze: NgramIndex) -> t
     return {r: {k: c.get(k, 0) for k in ("docs", "chars", "words")} for r, c in stats.items()}, overlap
 
 
-def build(p: CorpusParams, seed: int, suites: list[tuple[str, str, str]] = ()) -> dict:
+def build(p: CorpusParams, seed: int, suites: Sequence[tuple[str, str, str]] = ()) -> dict:
     """The corpus stage's work. ``suites``: (name, path, params key) of the eval files to
     decontaminate against (lib.eval.decontam.eval_sources)."""
     src, out = Path(p.clean_docs), Path(p.out_dir)
