@@ -36,22 +36,28 @@ def test_doc_terms_counts_identifiers_not_headings_or_paths():
 
 
 def test_split_is_by_content_and_stable_when_documents_are_added(tmp_path):
-    p = CorpusParams(val_fraction=0.3, min_term_count=2, min_term_docs=2, max_terms=3,
+    p = CorpusParams(val_fraction=0.3, heldout_fraction=0.2, min_term_count=2, min_term_docs=2, max_terms=3,
                      clean_docs=str(tmp_path / "docs.jsonl"), out_dir=str(tmp_path / "out"))
     write_jsonl(p.clean_docs, [doc(i) for i in range(40)])
     metrics = build(p, seed=1)
-    train, val = ids(tmp_path / "out" / "train.jsonl"), ids(tmp_path / "out" / "val.jsonl")
-    assert sorted(train + val) == sorted(d["id"] for d in (doc(i) for i in range(40)))
-    assert 4 <= len(val) <= 20
+    out = tmp_path / "out"
+    train, val, held = ids(out / "train.jsonl"), ids(out / "val.jsonl"), ids(out / "heldout.jsonl")
+    assert sorted(train + val + held) == sorted(d["id"] for d in (doc(i) for i in range(40)))
+    assert len(set(train + val + held)) == 40  # three disjoint sets
+    assert 4 <= len(val) <= 20 and 2 <= len(held) <= 16
     assert metrics["train"]["docs"] == len(train) and metrics["val"]["docs"] == len(val)
+    assert metrics["heldout"]["docs"] == len(held)
     assert metrics["val"]["chars"] == sum(doc(int(i, 16))["chars"] for i in val)
     write_jsonl(p.clean_docs, [doc(i) for i in range(60)])
     build(p, seed=1)
-    train2, val2 = ids(tmp_path / "out" / "train.jsonl"), ids(tmp_path / "out" / "val.jsonl")
-    assert set(train) <= set(train2) and set(val) <= set(val2)
-    assert (tmp_path / "out" / "terms.txt").read_text() == "MPI_Allreduce\nNUMA\nOpenMP\n"
+    train2, val2, held2 = ids(out / "train.jsonl"), ids(out / "val.jsonl"), ids(out / "heldout.jsonl")
+    assert set(train) <= set(train2) and set(val) <= set(val2) and set(held) <= set(held2)
+    assert (out / "terms.txt").read_text() == "MPI_Allreduce\nNUMA\nOpenMP\n"
     build(p, seed=2)
-    assert ids(tmp_path / "out" / "val.jsonl") != val2  # the seed is part of the key
+    assert ids(out / "val.jsonl") != val2 and ids(out / "heldout.jsonl") != held2  # the seed is part of the key
+    # the held-out key is not the val key: with no held-out share, val is exactly what it was
+    build(CorpusParams(**{**p.__dict__, "heldout_fraction": 0.0}), seed=1)
+    assert set(val2) <= set(ids(out / "val.jsonl")) and ids(out / "heldout.jsonl") == []
 
 
 def test_terms_sorted_by_count_then_name_with_thresholds(tmp_path):
@@ -79,3 +85,18 @@ def test_missing_or_empty_input_is_a_user_error(tmp_path):
     (tmp_path / "none.jsonl").write_text("")
     with pytest.raises(UserError, match="no documents"):
         build(p, seed=0)
+
+
+def test_held_out_leaves_training_documents_and_params_are_checked(tmp_path):
+    from lib.core.params import ParamsError, from_mapping
+    p = CorpusParams(clean_docs=str(tmp_path / "d.jsonl"), out_dir=str(tmp_path / "o"), heldout_sources=["d*"])
+    write_jsonl(p.clean_docs, [doc(i) for i in range(3)])
+    with pytest.raises(UserError, match="no document is left for training"):
+        build(p, seed=0)
+    # a tiny share still holds out one of three documents, chosen by content
+    p = CorpusParams(clean_docs=p.clean_docs, out_dir=p.out_dir, heldout_fraction=0.01, val_fraction=0.0)
+    assert build(p, seed=0)["heldout"]["docs"] == 1
+    with pytest.raises(ParamsError, match="corpus.heldout_fraction: must be in"):
+        from_mapping(CorpusParams, {"val_fraction": 0.5, "heldout_fraction": 0.5}, "params.yaml: corpus")
+    with pytest.raises(ParamsError, match="corpus.decontam: expected one of"):
+        from_mapping(CorpusParams, {"decontam": "drop"}, "params.yaml: corpus")

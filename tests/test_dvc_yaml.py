@@ -110,6 +110,8 @@ def test_stage_declares_the_params_it_loads(stage):
     loaded = {s for s in SECTIONS if f'load_section("{s}"' in text}
     if "load_seed()" in text:
         loaded.add("seed")
+    if "load_suite_params()" in text:  # lib/eval/params.py: the two keys decontamination reads
+        loaded |= {"eval.suites", "eval.lambada_files"}
     if "load_attention_params()" in text or "attention_for_model(" in text:
         loaded.add("attention")
     assert loaded <= declared, f"{stage}: declare params {sorted(loaded - declared)}"

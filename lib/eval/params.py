@@ -2,12 +2,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
-from lib.core.params import check
+from lib.core.params import PARAMS_FILE, check, from_mapping, read_params
+
+
+@dataclass
+class SuiteSpec:
+    """One fixed eval suite: a JSONL file whose content hash is recorded beside its scores."""
+    name: str
+    kind: Literal["text", "cloze", "multiple_choice", "generation"]
+    path: str
+
+
+def default_suites() -> list[SuiteSpec]:
+    return [SuiteSpec("hpc_mc", "multiple_choice", "data/eval/hpc_mc.jsonl"),
+            SuiteSpec("hpc_heldout", "text", "data/eval/hpc_heldout.jsonl")]
 
 
 @dataclass
 class EvalParams:
+    suites: list[SuiteSpec] = field(default_factory=default_suites)
     lambada_files: list[str] = field(default_factory=lambda: ["data/sample/eval/lambada_hpc.jsonl"])
     prepend_bos: bool = True
     batch_size: int = 16
@@ -20,7 +35,21 @@ class EvalParams:
     def __post_init__(self):
         check(self.batch_size >= 1, "batch_size", "must be >= 1")
         check(self.val_batches is None or self.val_batches >= 1, "val_batches", "must be >= 1 or null (all)")
+        names = [s.name for s in self.suites]
+        check(len(set(names)) == len(names), "suites", f"names must be unique, got {names}")
         check(len(self.lambada_files) >= 1, "lambada_files", "list at least one LAMBADA jsonl file")
         check(self.max_new_tokens >= 1, "max_new_tokens", f"must be >= 1, got {self.max_new_tokens}")
         check(self.device in ("cpu", "cuda", "auto"), "device", "must be cpu, cuda or auto")
         check(self.threads >= 1, "threads", "must be >= 1")
+
+
+SUITE_KEYS = ("suites", "lambada_files")  # the eval keys the corpus stage decontaminates against
+
+
+def load_suite_params(path: str = PARAMS_FILE) -> EvalParams:
+    """EvalParams from eval.suites and eval.lambada_files alone (the rest at their defaults), both
+    validated: the corpus stage declares just these two keys in dvc.yaml, so an edit of
+    eval.batch_size does not rerun the pipeline from the corpus on."""
+    section = read_params(path).get("eval") or {}
+    picked = {k: v for k, v in section.items() if k in SUITE_KEYS} if isinstance(section, dict) else section
+    return from_mapping(EvalParams, picked, f"{path}: eval")  # a non-mapping: one line naming it

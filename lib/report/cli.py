@@ -2,8 +2,10 @@
 
     uv run hpc-lm report [--a REV] [--b REV] [-o report.html | -o report.md] [--all]
 
-The report holds the params diff, the metrics diff, the training curves of both runs overlaid
-and the sample generations side by side. Unchanged params and metrics are counted, not listed,
+The report holds the params diff, the metrics diff, the training curves of both runs overlaid,
+the sample generations side by side and B's model x suite table (lib/report/suites.py), which is
+also printed. Timing fields are listed apart and never counted as changes; a suite whose file
+changed is shown as not comparable, never as a delta. Unchanged params and metrics are counted, not listed,
 unless --all; a change is coloured better or worse where the metric's direction is known. HTML is one self-contained page (inline CSS and SVG,
 no JavaScript, nothing fetched); Markdown has the same sections with curves summarised as
 first/last/min values. A file missing at one revision is shown as absent; an unknown revision
@@ -17,7 +19,7 @@ from typing import Sequence
 
 from lib.core.io import atomic_write_text
 from lib.report.data import WORKSPACE, Report, build
-from lib.report.render import render_html, render_markdown
+from lib.report.render import counts_line, render_html, render_markdown, suites_markdown
 
 
 def write(report: Report, out: str | Path) -> None:
@@ -39,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
     report = build(args.repo, args.a, args.b, args.show_all)
     write(report, args.output)
-    changed = sum(r.changed for r in report.metrics)
-    print(f"wrote {args.output}: {report.a.label} vs {report.b.label}, {changed} metrics changed")
+    print(f"wrote {args.output}: {report.a.label} vs {report.b.label}, {counts_line(report)}")
+    if report.suites is not None:  # the model x suite table of B, for the terminal too
+        print("\n".join(suites_markdown(report.suites, html=False)).rstrip())
 

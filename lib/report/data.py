@@ -9,6 +9,10 @@ file system (from the local cache); the workspace is read from disk. A file miss
 is None. Beside the headline figures of the metrics files, each stage's detailed figures
 (``data/stats/<stage>.json``, cached like the samples) and timings (``metrics/timing/<stage>.json``,
 git-tracked like the curves) are compared too, in the same table (lib/core/figures.py).
+
+Timing fields (seconds, tokens/s, MFU) differ between identical runs, so they are kept apart and
+never counted as changes. A suite whose file changed is paired into one "not comparable" row
+(lib/report/suites.py), and B's metrics/eval.json gives the model x suite table.
 """
 from __future__ import annotations
 
@@ -23,6 +27,8 @@ from typing import Any
 
 from lib.core.errors import UserError
 from lib.core.figures import HEADLINE, STATS_DIR, TIMING_DIR
+from lib.report.metric_names import direction, is_timing
+from lib.report.suites import EVAL_FILE, SuiteTable, domain_suites, suite_key_parts, table
 
 WORKSPACE = "workspace"
 ABSENT = None  # a value or file that does not exist at one revision
@@ -39,12 +45,6 @@ CURVES: tuple[tuple[str, str, str], ...] = (
     ("sft", "train.csv", "grad_norm"),
 )
 SAMPLES = "models/samples/eval.json"  # the eval stage's answers of both models to fixed prompts
-
-# Which way is better, by the last part of a metric's key; a key matching none is only "changed".
-LOWER_IS_BETTER = ("loss", "perplexity", "nll", "bpb", "seconds", "skipped_steps", "fallbacks",
-                   "misses", "bad_records", "dropped", "failed")
-HIGHER_IS_BETTER = ("accuracy", "acc", "tokens_per_s", "mfu", "hit_rate", "hits")
-
 
 @dataclass(frozen=True)
 class Side:
@@ -66,32 +66,27 @@ class DiffRow:
     key: str
     old: Any  # ABSENT when the key (or its file) does not exist at A
     new: Any
+    not_comparable: str | None = None  # why old and new measure different things (a suite changed)
 
     @property
     def changed(self) -> bool:
         return self.old != self.new
 
     @property
+    def timing(self) -> bool:
+        in_timing_file = Path(self.file).parent == TIMING_DIR  # every figure there is a timing
+        return not self.file.endswith("params.yaml") and (in_timing_file or is_timing(self.key))
+
+    @property
     def verdict(self) -> str | None:
         """'better' or 'worse' for a numeric change of a metric whose direction is known, else None."""
         c = change(self.old, self.new)
-        if self.file.endswith("params.yaml") or c is None or c[0] == 0:
+        if self.file.endswith("params.yaml") or self.not_comparable or c is None or c[0] == 0:
             return None
         up_is_good = direction(self.key)
         if up_is_good is None:
             return None
         return "better" if (c[0] > 0) == up_is_good else "worse"
-
-
-def direction(key: str) -> bool | None:
-    """True: higher is better; False: lower is better; None: unknown (a count, a setting)."""
-    name = key.rsplit(".", 1)[-1]
-    if any(name == w or name.endswith("_" + w) or name.startswith(w + "_") for w in HIGHER_IS_BETTER):
-        return True
-    if any(name == w or name.endswith("_" + w) or name.startswith(w + "_") or f"_{w}_" in name
-           for w in LOWER_IS_BETTER):
-        return False
-    return None
 
 
 @dataclass
@@ -124,6 +119,16 @@ class Report:
     hidden_params: int = 0  # unchanged params left out (see --all)
     hidden_metrics: int = 0  # unchanged metrics left out (see --all)
     notes: list[str] = field(default_factory=list)
+    timings: list[DiffRow] = field(default_factory=list)  # seconds, tokens/s: not counted as changes
+    suites: SuiteTable | None = None  # B's model x suite table from metrics/eval.json
+
+    @property
+    def changed_metrics(self) -> int:
+        return sum(r.changed and not r.not_comparable for r in self.metrics)
+
+    @property
+    def not_comparable(self) -> int:
+        return sum(bool(r.not_comparable) for r in self.metrics)
 
 
 # --- revisions and files ------------------------------------------------------------------------
@@ -177,6 +182,35 @@ def diffs(repo, a: Side, b: Side, notes: list[str]) -> tuple[list[DiffRow], list
     params = _rows(repo.params.diff(a_rev=ra, b_rev=rb, all=True), "params", labels, notes)
     metrics = _rows(repo.metrics.diff(a_rev=ra, b_rev=rb, all=True), "metrics", labels, notes)
     return params, metrics
+
+
+def mark_changed_suites(rows: list[DiffRow]) -> list[DiffRow]:
+    """A suite whose file changed shows in DVC's diff as a removed key (``name@old hash``) and an
+    added one (``name@new hash``): each such pair becomes one row, marked not comparable, with no
+    change or verdict; so do the suite's own ``suites.<name>.*`` entries (hash, examples)."""
+    groups: dict[tuple[str, str], list[tuple[DiffRow, str, str]]] = {}
+    out = []
+    for r in rows:
+        parts = suite_key_parts(r.key)
+        if parts is None:
+            out.append(r)
+        else:
+            groups.setdefault((r.file, parts[0]), []).append((r, parts[1], parts[2]))
+    changed: set[str] = {r.key.split(".")[1] for r in out
+                         if r.key.startswith("suites.") and r.key.endswith(".sha256") and r.changed}
+    for (file, stem), members in groups.items():
+        gone = [(r, h) for r, _, h in members if r.new is ABSENT]
+        came = [(r, h) for r, _, h in members if r.old is ABSENT]
+        if len(members) == 2 and len(gone) == 1 and len(came) == 1:
+            (ro, h1), (rn, h2), name = gone[0], came[0], members[0][1]
+            changed.add(name)
+            out.append(DiffRow(file, stem.replace("@*", f"@{h1}→{h2}"), ro.old, rn.new,
+                               f"suite {name} changed ({h1} → {h2})"))
+        else:
+            out.extend(r for r, _, _ in members)
+    out = [DiffRow(r.file, r.key, r.old, r.new, f"suite {r.key.split('.')[1]} changed")
+           if r.key.startswith("suites.") and r.key.split(".")[1] in changed and r.changed else r for r in out]
+    return sorted(out, key=lambda r: (r.file, r.key))
 
 
 def change(old: Any, new: Any) -> tuple[float, float | None] | None:
@@ -326,9 +360,13 @@ def build(root: str | Path = ".", a: str = "HEAD", b: str = WORKSPACE, show_all:
         notes: list[str] = []
         params, metrics = diffs(repo, side_a, side_b, notes)
         metrics += figures(repo, side_a, side_b, notes)
-        table, absent = samples(repo, side_a, side_b, notes)
-    shown_params = params if show_all else [r for r in params if r.changed]
-    shown_metrics = metrics if show_all else [r for r in metrics if r.changed]
-    return Report(side_a, side_b, shown_params, shown_metrics, curves(top, side_a, side_b), table, absent,
+        table_, absent = samples(repo, side_a, side_b, notes)
+    suites = table(read_text(top, side_b, EVAL_FILE), domain_suites(read_text(top, side_b, "params.yaml")))
+    timings = [r for r in metrics if r.timing]
+    metrics = mark_changed_suites([r for r in metrics if not r.timing])
+    keep = (lambda r: True) if show_all else (lambda r: r.changed)
+    shown_params, shown_metrics, shown_timings = ([r for r in rows if keep(r)] for rows in (params, metrics, timings))
+    return Report(side_a, side_b, shown_params, shown_metrics, curves(top, side_a, side_b), table_, absent,
                   hidden_params=len(params) - len(shown_params),
-                  hidden_metrics=len(metrics) - len(shown_metrics), notes=notes)
+                  hidden_metrics=len(metrics) - len(shown_metrics), notes=notes,
+                  timings=shown_timings, suites=suites)

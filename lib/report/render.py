@@ -10,6 +10,7 @@ import math
 from html import escape
 
 from lib.report.data import ABSENT, SAMPLES, Curve, DiffRow, Report, change
+from lib.report.suites import Cell, SuiteTable
 
 COLOR_A, COLOR_B = "#1f77b4", "#d62728"
 ABSENT_TEXT = "absent"
@@ -31,6 +32,8 @@ def fmt(v) -> str:
 
 def fmt_change(row: DiffRow) -> tuple[str, str]:
     """(absolute, percent) change as text; blanks when unchanged or not numeric."""
+    if row.not_comparable:
+        return f"not comparable: {row.not_comparable}", ""
     c = change(row.old, row.new)
     if c is None:
         if row.old is ABSENT or row.new is ABSENT:
@@ -40,6 +43,34 @@ def fmt_change(row: DiffRow) -> tuple[str, str]:
     if delta == 0:
         return "0", "0%"
     return f"{delta:+.6g}", ("" if pct is None else f"{pct:+.2f}%")
+
+
+def fmt_cell(cell: Cell | None) -> str:
+    if cell is None:
+        return "-"
+    return f"{cell.value:.4g}" + ("" if cell.stderr is None else f" \u00b1 {cell.stderr:.2g}")
+
+
+def suite_lines(t: SuiteTable) -> list[list[str]]:
+    """Header and rows of the model x suite table as text cells; a forgetting cell is marked."""
+    flagged = {(f.suite, f.metric, f.model) for f in t.forgetting}
+    out = [["suite", "kind", "metric", *t.models]]
+    for r in t.rows:
+        cells = [fmt_cell(r.cells.get(m)) + (" (forgetting)" if (r.suite, r.metric, m) in flagged else "")
+                 for m in t.models]
+        out.append([r.suite, (r.kind or "-") + ("" if r.general else ", domain"), r.metric, *cells])
+    return out
+
+
+def counts_line(report: Report) -> str:
+    """'3 metrics changed, 1 not comparable (suite changed); 4 timing fields differ (not counted)'."""
+    text = f"{report.changed_metrics} metrics changed"
+    if report.not_comparable:
+        text += f", {report.not_comparable} not comparable (suite changed)"
+    timed = sum(r.changed for r in report.timings)
+    if timed:
+        text += f"; {timed} timing field{'s' * (timed != 1)} differ{'s' * (timed == 1)} (not counted)"
+    return text
 
 
 # --- SVG line charts ----------------------------------------------------------------------------
@@ -172,9 +203,16 @@ def render_html(report: Report) -> str:
         parts.append(f"<p>{report.hidden_params} unchanged params not shown (--all lists them).</p>")
 
     parts.append("<h2>Metrics</h2>")
+    parts.append(f"<p>{escape(counts_line(report))}. A suite whose file changed is not comparable: "
+                 f"its scores are shown side by side, never as a change.</p>")
     parts.append(_diff_table(report.metrics))
     if report.hidden_metrics:
         parts.append(f"<p>{report.hidden_metrics} unchanged metrics not shown (--all lists them).</p>")
+    if report.timings:
+        parts.append("<h3>Timings</h3><p>Seconds and rates vary between identical runs; "
+                     "they are listed here and not counted as changes.</p>")
+        parts.append(_diff_table(report.timings))
+    parts.extend(_suites_html(report))
 
     parts.append("<h2>Training curves</h2>")
     drawn = [c for c in report.curves if c.a or c.b]
@@ -199,6 +237,25 @@ def render_html(report: Report) -> str:
         parts.append("</table>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _suites_html(report: Report) -> list[str]:
+    t = report.suites
+    if t is None:
+        return []
+    lines = suite_lines(t)
+    out = [f"<h2>Eval suites at {escape(report.b.label)}</h2>",
+           "<p>Each suite is named with the first 8 hex of its file's SHA-256; &plusmn; is the "
+           "standard error. Forgetting: a general benchmark's drop from base to an adapted model larger "
+           "than the base's standard error.</p>",
+           "<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in lines[0]) + "</tr>"]
+    for row in lines[1:]:
+        cells = "".join(f'<td class="num{" worse" if "forgetting" in c else ""}">{escape(c)}</td>' for c in row[3:])
+        out.append(f"<tr><td>{escape(row[0])}</td><td>{escape(row[1])}</td><td>{escape(row[2])}</td>{cells}</tr>")
+    out.append("</table>")
+    if t.forgetting:
+        out.append('<ul class="worse">' + "".join(f"<li>forgetting: {escape(str(f))}</li>" for f in t.forgetting) + "</ul>")
+    return out
 
 
 def _absent_curves(report: Report) -> str:
@@ -235,6 +292,17 @@ def _md_diff(rows: list[DiffRow]) -> list[str]:
     return out + [""]
 
 
+def suites_markdown(t: SuiteTable, html: bool = True) -> list[str]:
+    """The model x suite table as Markdown, then one line per forgetting flag. ``html=False``:
+    plain text for a terminal (pipes still escaped, nothing HTML-escaped)."""
+    cell = _md if html else (lambda v: str(v).replace("|", "\\|"))
+    lines = suite_lines(t)
+    out = ["| " + " | ".join(cell(c) for c in lines[0]) + " |",
+           "| --- | --- | --- |" + " ---: |" * len(t.models)]
+    out += ["| " + " | ".join(cell(c) for c in row) + " |" for row in lines[1:]]
+    return out + [""] + [f"- forgetting: {cell(str(f))}" for f in t.forgetting]
+
+
 def _summary(points) -> list[str]:
     if not points:
         return [ABSENT_TEXT] * 3
@@ -250,9 +318,13 @@ def render_markdown(report: Report) -> str:
     out += ["## Params", ""] + _md_diff(report.params)
     if report.hidden_params:
         out += [f"{report.hidden_params} unchanged params not shown (--all lists them).", ""]
-    out += ["## Metrics", ""] + _md_diff(report.metrics)
+    out += ["## Metrics", "", counts_line(report) + ".", ""] + _md_diff(report.metrics)
     if report.hidden_metrics:
         out += [f"{report.hidden_metrics} unchanged metrics not shown (--all lists them).", ""]
+    if report.timings:
+        out += ["### Timings (vary between identical runs; not counted as changes)", ""] + _md_diff(report.timings)
+    if report.suites is not None:
+        out += [f"## Eval suites at {_md(lb)}", ""] + suites_markdown(report.suites) + [""]
     out += ["## Training curves", "",
             "| curve | A first | A last | A min | B first | B last | B min |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
