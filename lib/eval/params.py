@@ -7,7 +7,28 @@ from lib.core.params import check
 
 
 @dataclass
+class SuiteSpec:
+    """One fixed eval suite: a JSONL file of one kind (lib/eval/suites/)."""
+    name: str
+    kind: str
+    path: str
+
+    def __post_init__(self):
+        from lib.eval.suites import KINDS  # the registry decides which kinds exist
+        check(bool(self.name) and "@" not in self.name and "." not in self.name, "name",
+              f"{self.name!r}: a non-empty name without '@' or '.' (metrics keys are name@hash)")
+        check(self.kind in KINDS, "kind", f"{self.kind!r}: expected one of {', '.join(KINDS)}")
+
+
+DEFAULT_SUITES = [SuiteSpec("hpc_mc", "multiple_choice", "data/eval/hpc_mc.jsonl"),
+                  SuiteSpec("hpc_heldout", "text", "data/eval/hpc_heldout.jsonl")]
+
+
+@dataclass
 class EvalParams:
+    suites: list[SuiteSpec] = field(default_factory=lambda: list(DEFAULT_SUITES))
+    harness_tasks: list[str] = field(default_factory=list)  # lm-evaluation-harness task names, run offline
+    harness_include: list[str] = field(default_factory=lambda: ["lib/hf/tasks"])  # task YAML folders
     lambada_files: list[str] = field(default_factory=lambda: ["data/sample/eval/lambada_hpc.jsonl"])
     prepend_bos: bool = True
     batch_size: int = 16
@@ -24,3 +45,6 @@ class EvalParams:
         check(self.max_new_tokens >= 1, "max_new_tokens", f"must be >= 1, got {self.max_new_tokens}")
         check(self.device in ("cpu", "cuda", "auto"), "device", "must be cpu, cuda or auto")
         check(self.threads >= 1, "threads", "must be >= 1")
+        names = [s.name for s in self.suites]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        check(not dup, "suites", f"two suites named {', '.join(dup)}; metrics are keyed by suite name")

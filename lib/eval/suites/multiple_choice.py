@@ -1,0 +1,92 @@
+"""Multiple choice: a question, its options and the index of the right one, scored by the
+log-likelihood of each option after the question, as lm-evaluation-harness's ``multiple_choice``
+output type (``lm_eval/api/task.py``, ``construct_requests`` and ``process_results``):
+
+- context ``"Question: {question}\nAnswer:"``, continuation ``" " + option`` (target_delimiter);
+- ``acc``: the option of highest summed log-likelihood is the answer;
+- ``acc_norm``: the same after dividing each log-likelihood by the option's length in characters
+  (the harness's ``completion_len = len(choice)``; equal to its byte length for ASCII options);
+- ``*_stderr``: the harness's ``mean_stderr``, sample standard deviation / sqrt(n).
+
+A question's options go through one padded forward together (``score_items`` groups), so the
+question is read once per batch rather than once per request scattered over batches.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from lib.core.errors import UserError
+from lib.eval.lambada import LambadaItem, encode_pair, score_items
+from lib.eval.suites.base import ScoreSettings, SuiteKind
+from lib.tokenizer import Tokenizer
+
+PROMPT = "Question: {question}\nAnswer:"
+DELIMITER = " "
+
+
+def mean_stderr(values: np.ndarray) -> float:
+    """lm-evaluation-harness's ``mean_stderr``: sample standard deviation / sqrt(n)."""
+    return float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else 0.0
+
+
+def option_items(tokenizer: Tokenizer, records: list[dict], prepend_bos: bool) -> tuple[list[LambadaItem], list[int]]:
+    items, groups = [], []
+    for q, r in enumerate(records):
+        context = PROMPT.format(question=r["question"])
+        for choice in r["choices"]:
+            ctx, cont, aligned = encode_pair(tokenizer, context, DELIMITER + choice, prepend_bos)
+            items.append(LambadaItem(ctx, cont, aligned=aligned))
+            groups.append(q)
+    return items, groups
+
+
+def choice_metrics(lls: np.ndarray, lengths: np.ndarray, answers: np.ndarray) -> dict:
+    """``lls`` and ``lengths``: (questions, max options), a missing option at -inf / 1."""
+    hit = (lls.argmax(1) == answers).astype(np.float64)
+    hit_norm = ((lls / lengths).argmax(1) == answers).astype(np.float64)
+    return {"acc": float(hit.mean()), "acc_stderr": mean_stderr(hit),
+            "acc_norm": float(hit_norm.mean()), "acc_norm_stderr": mean_stderr(hit_norm)}
+
+
+def score(model: torch.nn.Module, tokenizer: Tokenizer, records: list[dict], settings: ScoreSettings) -> dict:
+    items, groups = option_items(tokenizer, records, settings.prepend_bos)
+    logliks, _ = score_items(model, items, settings.device, settings.batch_size, settings.progress,
+                             "multiple choice", groups=groups)
+    width = max(len(r["choices"]) for r in records)
+    lls = np.full((len(records), width), -np.inf)
+    lengths = np.ones((len(records), width))
+    rows = np.asarray(groups)
+    cols = np.concatenate([np.arange(len(r["choices"])) for r in records])
+    lls[rows, cols] = logliks
+    lengths[rows, cols] = [float(len(c)) for r in records for c in r["choices"]]
+    return choice_metrics(lls, lengths, np.array([r["answer"] for r in records]))
+
+
+def harness_task(name: str, path: str) -> dict:
+    return {
+        "task": name, "dataset_path": "json", "dataset_kwargs": {"data_files": {"test": path}},
+        "output_type": "multiple_choice", "test_split": "test",
+        "doc_to_text": "Question: {{question}}\nAnswer:", "doc_to_choice": "choices",
+        "doc_to_target": "answer", "target_delimiter": DELIMITER,
+        "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True},
+                        {"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True}],
+        "metadata": {"version": 1.0},
+    }
+
+
+def _check(record: dict, where: str) -> None:
+    choices, answer = record["choices"], record["answer"]
+    if len(choices) < 2 or not all(isinstance(c, str) and c.strip() for c in choices):
+        raise UserError(f"{where}: 'choices' must be a list of at least 2 non-empty strings")
+    if len(set(choices)) != len(choices):
+        raise UserError(f"{where}: 'choices' has the same option twice")
+    if isinstance(answer, bool) or not 0 <= answer < len(choices):
+        raise UserError(f"{where}: answer index {answer} is out of range for {len(choices)} choices "
+                        f"(0 to {len(choices) - 1})")
+
+
+KIND = SuiteKind("multiple_choice", {"question": str, "choices": list, "answer": int}, score, _check,
+                 harness_task=harness_task)
