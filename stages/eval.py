@@ -1,6 +1,9 @@
-"""eval: LAMBADA accuracy and perplexity (computed as lm-evaluation-harness's lambada_openai), val
-loss, perplexity and bits per byte for the pretrained and SFT models; sample answers to fixed
-prompts. metrics/eval.json: {model: {lambada: {file: {...}}, val_*: ...}, settings: {...}}."""
+"""eval: every fixed suite of eval.suites (lib/eval/suites/), LAMBADA (computed as
+lm-evaluation-harness's lambada_openai), val loss, perplexity and bits per byte for the pretrained
+and SFT models, merged with the base model's scores (the eval_base stage, cached per base); sample
+answers to fixed prompts. metrics/eval.json:
+{suites: {name: {kind, sha256, examples}}, base|pretrain|sft: {"<name>@<sha8>": {...}, lambada: {file:
+{...}}, val_*: ...}, settings: {...}}."""
 import time
 from pathlib import Path
 
@@ -13,6 +16,7 @@ from lib.eval.validation import predicted_tokens, val_metrics, val_nll
 from lib.infer.samples import ask, replies
 from lib.core.io import read_json, write_json
 from lib.eval.lambada import HARNESS_TASK, evaluate_lambada, read_lambada
+from lib.eval.suites.run import identities, read_suites, score_suites, settings_of
 from lib.core.params import load_section, load_seed
 from lib.core.runtime import setup_torch
 from lib.shards import META_FILE, open_split
@@ -21,6 +25,7 @@ from lib.tokenizer import Tokenizer
 MODELS = {"pretrain": Path("models/pretrain"), "sft": Path("models/sft")}
 SHARDS = Path("data/shards")
 SAMPLES = Path("models/samples/eval.json")  # prose stays out of metrics: a cached output
+BASE_SCORES = Path("models/eval_base.json")  # the eval_base stage's output
 
 
 def load_lambada(params: EvalParams, tokenizer: Tokenizer) -> dict:
@@ -48,9 +53,12 @@ def main() -> None:
         raise UserError(f"{prompts_path}: prompts file not found (eval.prompts in params.yaml)")
     prompts = [p for p in prompts_path.read_text(encoding="utf-8").splitlines() if p.strip()]
     lambada = load_lambada(params, tokenizer)
+    suites = read_suites(params)
+    base = read_json(BASE_SCORES) if BASE_SCORES.exists() else {}
 
     # metrics hold numbers and labels; the method's description is lib/eval/lambada.py's HARNESS
-    metrics = {"settings": {"prepend_bos": params.prepend_bos, "method": HARNESS_TASK}}
+    metrics = {"settings": {"prepend_bos": params.prepend_bos, "method": HARNESS_TASK},
+               "suites": identities(suites), **({"base": base["base"]} if base.get("base") else {})}
     samples = {}
     for name, path in MODELS.items():
         model = load_model(path, device, tokenizer.sha256)
@@ -63,6 +71,7 @@ def main() -> None:
             "lambada": {f: {k: round(v, 4) for k, v in evaluate_lambada(
                 model, items, device, params.batch_size, desc=f"{name} {f}").items()}
                 for f, items in lambada.items()},
+            **score_suites(model, tokenizer, suites, settings_of(params, device), chat=name == "sft"),
         }
         samples[name] = replies(model, tokenizer, ask(prompts), params.max_new_tokens)
     metrics["seconds"] = round(time.perf_counter() - started, 1)

@@ -1,5 +1,6 @@
 """The eval stage end to end on tiny artifacts built in a temporary directory: metrics keyed per
-model and per LAMBADA file (what `dvc metrics diff` shows), and loud errors on bad inputs."""
+model, per LAMBADA file and per suite with its content hash (what `dvc metrics diff` shows), the
+base model's scores merged from the eval_base stage, and loud errors on bad inputs."""
 from __future__ import annotations
 
 import importlib
@@ -22,6 +23,16 @@ TEXT = ("The node sends a message to every rank. Each process reads the input fi
         "bounces between cores. Threads share memory on the same socket; the warp runs both branches.\n")
 PASSAGES = ["The node sends a message to every rank", "Each process reads the input file",
             'He said "the cache line bounces between cores."', "Threads share memory on the\nsame socket"]
+
+SUITES = {
+    "mc": [{"id": "a", "question": "Which call sums over ranks?", "choices": ["MPI_Allreduce", "a warp"], "answer": 0},
+           {"id": "b", "question": "What shares memory?", "choices": ["the node", "threads", "a rank"], "answer": 1}],
+    "cl": [{"id": "a", "context": "The node sends a message to every", "target": " rank"},
+           {"id": "b", "context": "the cache line bounces between", "target": " cores"}],
+    "tx": [{"id": "a", "text": TEXT}, {"id": "b", "text": "Threads share memory on the same socket."}],
+    "qa": [{"id": "a", "prompt": "What is MPI?", "answer": "a message passing interface"}],
+}
+KINDS = {"mc": "multiple_choice", "cl": "cloze", "tx": "text", "qa": "generation"}
 
 
 def flatten(d: dict, prefix: str = "") -> dict:
@@ -56,7 +67,10 @@ def project(tmp_path, monkeypatch):
         (tmp_path / f"eval/{name}.jsonl").write_text(
             "".join(json.dumps({"text": p}) + "\n" for p in PASSAGES), encoding="utf-8")
     (tmp_path / "eval/prompts.txt").write_text("What is MPI?\n\nWhat is a warp?\n", encoding="utf-8")
+    for name, records in SUITES.items():
+        (tmp_path / f"eval/{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     params = {"seed": 1, "eval": {"lambada_files": ["eval/set_a.jsonl", "eval/set_b.jsonl"],
+                                  "suites": [{"name": n, "kind": k, "path": f"eval/{n}.jsonl"} for n, k in KINDS.items()],
                                   "prompts": "eval/prompts.txt", "max_new_tokens": 3, "batch_size": 3,
                                   "val_batches": None}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
@@ -121,3 +135,66 @@ def test_a_missing_lambada_file_names_the_param(project, capsys):
     err = capsys.readouterr().err
     assert "set_b.jsonl: LAMBADA file not found (eval.lambada_files in params.yaml)" in err
     assert not (project / "metrics/eval.json").exists()
+
+
+def suite_keys(metrics: dict, model: str) -> dict:
+    return {k.split("@")[0]: k for k in metrics[model] if "@" in k}
+
+
+def test_suites_are_keyed_by_content_hash(project):
+    import hashlib
+    run_eval()
+    metrics = json.loads((project / "metrics/eval.json").read_text())
+    for name, kind in KINDS.items():
+        sha = hashlib.sha256((project / f"eval/{name}.jsonl").read_bytes()).hexdigest()
+        assert metrics["suites"][name] == {"kind": kind, "sha256": sha, "examples": len(SUITES[name])}
+    keys = suite_keys(metrics, "sft")
+    assert set(keys) == set(KINDS) and set(suite_keys(metrics, "pretrain")) == set(KINDS) - {"qa"}  # generation: SFT only
+    assert set(metrics["sft"][keys["mc"]]) == {"acc", "acc_stderr", "acc_norm", "acc_norm_stderr"}
+    assert set(metrics["sft"][keys["qa"]]) == {"exact_match", "exact_match_stderr", "f1", "f1_stderr"}
+    assert metrics["pretrain"][keys["tx"]]["bpb"] > 0 and "accuracy" in metrics["pretrain"][keys["cl"]]
+    assert "base" not in metrics  # no eval_base output: no base block
+    # an edited suite is a new key: dvc metrics diff shows it as removed + added, never as a delta
+    with open(project / "eval/mc.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps({"id": "c", "question": "Where does a kernel run?", "choices": ["GPU", "disk"], "answer": 0}) + "\n")
+    run_eval()
+    after = json.loads((project / "metrics/eval.json").read_text())
+    assert suite_keys(after, "sft")["mc"] != keys["mc"] and keys["mc"] not in after["sft"]
+    assert after["sft"][keys["tx"]] == metrics["sft"][keys["tx"]]
+
+
+def test_base_scores_are_merged(project):
+    write_json(project / "models/eval_base.json", {"base": {"hpc_mc@0123abcd": {"acc": 0.5}}, "suites": {}})
+    run_eval()
+    assert json.loads((project / "metrics/eval.json").read_text())["base"] == {"hpc_mc@0123abcd": {"acc": 0.5}}
+
+
+def test_eval_base_on_scratch_writes_no_base_cheaply(project):
+    from lib.core.stage import run_stage
+    run_stage(importlib.import_module("stages.eval_base").main)
+    assert json.loads((project / "models/eval_base.json").read_text()) == {"base": None, "init": "scratch"}
+    run_eval()
+    assert "base" not in json.loads((project / "metrics/eval.json").read_text())
+
+
+@pytest.mark.parametrize("line,expected", [
+    ('{"id": "z", "question": "q?", "choices": ["x", "y"], "answer": 2}', "eval/mc.jsonl:3: answer index 2 is out of range"),
+    ('{"id": "a", "question": "q?", "choices": ["x", "y"], "answer": 0}', "eval/mc.jsonl:3: duplicate id 'a'"),
+    ('{"id": "c", "question": "q?", "choices": ["x", "y"], "answer": 0', "eval/mc.jsonl:3: invalid JSON"),
+])
+def test_a_bad_suite_line_stops_with_file_and_line(project, capsys, line, expected):
+    with open(project / "eval/mc.jsonl", "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+    with pytest.raises(SystemExit) as exc:
+        run_eval()
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err
+    assert not (project / "metrics/eval.json").exists()
+
+
+def test_a_missing_suite_file_names_its_params_key(project, capsys):
+    (project / "eval/tx.jsonl").unlink()
+    with pytest.raises(SystemExit):
+        run_eval()
+    assert "eval.suites[2].path: eval/tx.jsonl: suite file not found" in capsys.readouterr().err

@@ -1,0 +1,51 @@
+"""eval_base: the base model that pretrain.init names, scored on every suite and on LAMBADA exactly
+as the eval stage scores our models, with the base's own tokenizer. Its own stage so that DVC
+computes it once per base (deps: models/base, the suites, the eval code) and the eval stage only
+merges it into metrics/eval.json under "base". With pretrain.init: scratch it writes
+{"base": null} without loading anything."""
+from pathlib import Path
+
+from lib.core.io import write_json
+from lib.core.params import load_section, load_seed, read_params
+from lib.core.runtime import setup_torch
+from lib.core.stage import run_stage
+from lib.eval.lambada import evaluate_lambada, read_lambada
+from lib.eval.params import EvalParams
+from lib.eval.suites.run import identities, read_suites, score_suites, settings_of
+
+OUT = Path("models/eval_base.json")
+
+
+def load_base(init: str, device):
+    """(model, tokenizer) of the base: its tokenizer plus our chat markers only (no domain terms, so
+    the text is split as the base splits it), its weights with rows for those markers."""
+    from lib.hf.import_ import init_model, load_base_tokenizer, resolve_init  # transformers only here
+    from lib.model.config import ModelConfig
+    from lib.tokenizer import Tokenizer
+    from lib.tokenizer_build import extend_base
+    tokenizer = Tokenizer(extend_base(*load_base_tokenizer(resolve_init(init)), [])[0])
+    model, _ = init_model(init, tokenizer, ModelConfig())
+    return model.to(device).eval(), tokenizer
+
+
+def main() -> None:
+    params, seed = load_section("eval", EvalParams), load_seed()
+    init = str((read_params().get("pretrain") or {}).get("init", "scratch"))
+    suites = read_suites(params)
+    if init == "scratch":
+        write_json(OUT, {"base": None, "init": init})
+        print(f"eval_base: pretrain.init is scratch, no base to score; wrote {OUT}")
+        return
+    device = setup_torch(params.device, params.threads, seed)
+    model, tokenizer = load_base(init, device)
+    scores = {"init": init, "context_window": model.cfg.max_seq_len,
+              **score_suites(model, tokenizer, suites, settings_of(params, device), chat=False),
+              "lambada": {Path(f).stem: {k: round(v, 4) for k, v in evaluate_lambada(
+                  model, read_lambada(f, tokenizer, params.prepend_bos), device, params.batch_size,
+                  desc=f"base {Path(f).stem}").items()} for f in params.lambada_files}}
+    write_json(OUT, {"base": scores, "suites": identities(suites)})
+    print(f"eval_base: scored {init} on {len(suites)} suites; wrote {OUT}")
+
+
+if __name__ == "__main__":
+    run_stage(main)
