@@ -5,9 +5,10 @@ answers to fixed prompts. metrics/eval.json:
 {suites: {name: {kind, sha256, examples}}, base|pretrain|sft: {"<name>@<sha8>": {...}, lambada: {file:
 {...}}, val_*: ...}, settings: {...}}."""
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from lib.attention import attention_for_model, wrap_for_external
+from lib.attention import LearnedAttention, attention_for_model, wrap_for_external
 from lib.model.checkpoint import load_model
 from lib.core.errors import UserError
 from lib.core.stage import run_stage
@@ -62,7 +63,9 @@ def main() -> None:
     samples = {}
     for name, path in MODELS.items():
         model = load_model(path, device, tokenizer.sha256)
-        wrap_for_external(model, attention_for_model(path), tokenizer)  # as it was trained
+        attention = wrap_for_external(model, attention_for_model(path), tokenizer)  # as it was trained
+        # packed multiple-choice rows need the model's own attention masks; external attention has none
+        settings = replace(settings_of(params, device), shared_prefix=isinstance(attention, LearnedAttention))
         nats, tokens = val_nll(model, val_shards, device, params.batch_size, params.val_batches, desc=f"{name} val")
         val = val_metrics(nats, tokens, predicted_tokens(val_shards), val_bytes)
         metrics[name] = {
@@ -71,7 +74,7 @@ def main() -> None:
             "lambada": {f: {k: round(v, 4) for k, v in evaluate_lambada(
                 model, items, device, params.batch_size, desc=f"{name} {f}").items()}
                 for f, items in lambada.items()},
-            **score_suites(model, tokenizer, suites, settings_of(params, device), chat=name == "sft"),
+            **score_suites(model, tokenizer, suites, settings, chat=name == "sft"),
         }
         samples[name] = replies(model, tokenizer, ask(prompts), params.max_new_tokens)
     metrics["seconds"] = round(time.perf_counter() - started, 1)

@@ -142,8 +142,10 @@ def test_multiple_choice_options_share_a_batch(tok, model, monkeypatch):
     real = multiple_choice.score_items
     monkeypatch.setattr(multiple_choice, "score_items",
                         lambda *a, **kw: seen.append(kw["groups"]) or real(*a, **kw))
-    multiple_choice.score(model, tok, MC, settings(batch_size=4))
+    multiple_choice.score(model, tok, MC, settings(batch_size=4, shared_prefix=False))
     assert seen == [[0, 0, 0, 0, 1, 1, 1, 1, 2, 2]]
+    multiple_choice.score(model, tok, MC, settings(batch_size=4))  # packed: only what does not fit is padded
+    assert len(seen) == 1 or len(seen[1]) < len(seen[0])
 
 
 # --- cloze ----------------------------------------------------------------------------------
@@ -212,3 +214,20 @@ def test_generation_scores_greedy_replies(tok, model):
     expected = np.mean([generation.normalize(replies[i]) == generation.normalize(records[i]["answer"]) for i in range(3)])
     assert got["exact_match"] == pytest.approx(expected)
     assert 0 <= got["f1"] <= 1 and got["f1"] >= got["exact_match"]
+
+
+def test_shared_prefix_equals_one_row_per_option(tok, model):
+    long_q = {"id": "long", "question": " ".join(["the MPI rank sends a message to every node"] * 6),
+              "choices": ["MPI_Allreduce", "a warp of threads", "the cache", "Slurm"], "answer": 0}
+    records = MC + [long_q]  # the long one does not fit packed: the padded fallback
+    items, groups = multiple_choice.option_items(tok, records, True)
+    packed = multiple_choice.option_logliks(model, items, groups, settings(batch_size=2))
+    plain = multiple_choice.option_logliks(model, items, groups, settings(batch_size=2, shared_prefix=False))
+    reference = np.array([one_at_a_time(model, it) for it in items])
+    # float32 rounding: 1e-5 absolute or 1e-6 relative (this random model's options reach -180 nats)
+    assert np.allclose(packed, reference, rtol=1e-6, atol=1e-5) and np.allclose(plain, reference, rtol=1e-6, atol=1e-5)
+    from lib.eval.suites.shared_prefix import pack
+    assert pack(items[-1].context, [it.target for it in items[-4:]], 0, 48) is None
+    fits = pack(items[8].context, [it.target for it in items[8:10]], 8, 48)  # q3: short
+    assert len(fits.tokens) == len(items[8].context) + sum(len(it.target) - 1 for it in items[8:10])
+    assert set(fits.owner) == {8, 9}

@@ -19,6 +19,7 @@ class ScoreSettings:
     device: str = "cpu"
     max_new_tokens: int = 48  # generation kind only
     progress: bool = False
+    shared_prefix: bool = True  # multiple choice: the question once per group (False under external attention)
 
 
 Scorer = Callable[[torch.nn.Module, Tokenizer, list[dict], ScoreSettings], dict]

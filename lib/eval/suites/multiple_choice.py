@@ -8,8 +8,9 @@ output type (``lm_eval/api/task.py``, ``construct_requests`` and ``process_resul
   (the harness's ``completion_len = len(choice)``; equal to its byte length for ASCII options);
 - ``*_stderr``: the harness's ``mean_stderr``, sample standard deviation / sqrt(n).
 
-A question's options go through one padded forward together (``score_items`` groups), so the
-question is read once per batch rather than once per request scattered over batches.
+The question is run once for all its options: packed rows with a mask that keeps the options
+apart (``shared_prefix.py``); a question too long for that falls back to one padded batch that
+holds all its options (``score_items`` groups).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import torch
 from lib.core.errors import UserError
 from lib.eval.lambada import LambadaItem, encode_pair, score_items
 from lib.eval.suites.base import ScoreSettings, SuiteKind
+from lib.eval.suites.shared_prefix import pack, score_packed
 from lib.tokenizer import Tokenizer
 
 PROMPT = "Question: {question}\nAnswer:"
@@ -51,10 +53,29 @@ def choice_metrics(lls: np.ndarray, lengths: np.ndarray, answers: np.ndarray) ->
             "acc_norm": float(hit_norm.mean()), "acc_norm_stderr": mean_stderr(hit_norm)}
 
 
+def option_logliks(model: torch.nn.Module, items: list[LambadaItem], groups: list[int],
+                   settings: ScoreSettings) -> np.ndarray:
+    """Each option's summed log-likelihood after its question (``items`` grouped by question)."""
+    model.eval()
+    logliks, greedy = np.zeros(len(items)), np.zeros(len(items), dtype=bool)
+    starts = [i for i in range(len(items)) if i == 0 or groups[i] != groups[i - 1]] + [len(items)]
+    packs, rest = [], []
+    for a, b in zip(starts, starts[1:]):
+        packed = pack(items[a].context, [it.target for it in items[a:b]], a, model.cfg.max_seq_len) \
+            if settings.shared_prefix else None
+        (packs.append(packed) if packed else rest.extend(range(a, b)))
+    packs.sort(key=lambda p: -len(p.tokens))  # less padding
+    for i in range(0, len(packs), settings.batch_size):
+        score_packed(model, packs[i:i + settings.batch_size], len(items), torch.device(settings.device), logliks, greedy)
+    if rest:
+        logliks[rest], _ = score_items(model, [items[i] for i in rest], settings.device, settings.batch_size,
+                                       settings.progress, "multiple choice", groups=[groups[i] for i in rest])
+    return logliks
+
+
 def score(model: torch.nn.Module, tokenizer: Tokenizer, records: list[dict], settings: ScoreSettings) -> dict:
     items, groups = option_items(tokenizer, records, settings.prepend_bos)
-    logliks, _ = score_items(model, items, settings.device, settings.batch_size, settings.progress,
-                             "multiple choice", groups=groups)
+    logliks = option_logliks(model, items, groups, settings)
     width = max(len(r["choices"]) for r in records)
     lls = np.full((len(records), width), -np.inf)
     lengths = np.ones((len(records), width))
