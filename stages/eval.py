@@ -16,6 +16,7 @@ from lib.eval.params import EvalParams
 from lib.eval.validation import predicted_tokens, val_metrics, val_nll
 from lib.infer.samples import ask, replies
 from lib.core.io import read_json, write_json
+from lib.eval.harness import check_tasks, score_harness
 from lib.eval.lambada import HARNESS_TASK, evaluate_lambada, read_lambada
 from lib.eval.suites.run import identities, read_suites, score_suites, settings_of
 from lib.core.params import load_section, load_seed
@@ -55,6 +56,7 @@ def main() -> None:
     prompts = [p for p in prompts_path.read_text(encoding="utf-8").splitlines() if p.strip()]
     lambada = load_lambada(params, tokenizer)
     suites = read_suites(params)
+    harness = check_tasks(params.harness_tasks, params.harness_include) if params.harness_tasks else None
     base = read_json(BASE_SCORES) if BASE_SCORES.exists() else {}
 
     # metrics hold numbers and labels; the method's description is lib/eval/lambada.py's HARNESS
@@ -76,6 +78,9 @@ def main() -> None:
                 for f, items in lambada.items()},
             **score_suites(model, tokenizer, suites, settings, chat=name == "sft"),
         }
+        if harness is not None:  # through lm-evaluation-harness's own code, on the HF export
+            metrics[name]["harness"] = score_harness(model, tokenizer, params.harness_tasks, harness,
+                                                     params.prepend_bos, params.batch_size, str(device))
         samples[name] = replies(model, tokenizer, ask(prompts), params.max_new_tokens)
     metrics["seconds"] = round(time.perf_counter() - started, 1)
     write_json("metrics/eval.json", metrics)

@@ -9,6 +9,7 @@ from lib.core.io import write_json
 from lib.core.params import load_section, load_seed, read_params
 from lib.core.runtime import setup_torch
 from lib.core.stage import run_stage
+from lib.eval.harness import check_tasks, score_harness
 from lib.eval.lambada import evaluate_lambada, read_lambada
 from lib.eval.params import EvalParams
 from lib.eval.suites.run import identities, read_suites, score_suites, settings_of
@@ -43,6 +44,10 @@ def main() -> None:
               "lambada": {Path(f).stem: {k: round(v, 4) for k, v in evaluate_lambada(
                   model, read_lambada(f, tokenizer, params.prepend_bos), device, params.batch_size,
                   desc=f"base {Path(f).stem}").items()} for f in params.lambada_files}}
+    if params.harness_tasks:  # the general benchmarks, through the harness, on the base's export
+        manager = check_tasks(params.harness_tasks, params.harness_include)
+        scores["harness"] = score_harness(model, tokenizer, params.harness_tasks, manager, params.prepend_bos,
+                                          params.batch_size, str(device))
     write_json(OUT, {"base": scores, "suites": identities(suites)})
     print(f"eval_base: scored {init} on {len(suites)} suites; wrote {OUT}")
 

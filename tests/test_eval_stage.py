@@ -198,3 +198,35 @@ def test_a_missing_suite_file_names_its_params_key(project, capsys):
     with pytest.raises(SystemExit):
         run_eval()
     assert "eval.suites[2].path: eval/tx.jsonl: suite file not found" in capsys.readouterr().err
+
+
+def set_eval_params(project, **values):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["eval"].update(values)
+    (project / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_harness_tasks_are_scored_by_lm_eval_and_agree_with_ours(project):
+    pytest.importorskip("lm_eval")
+    from lib.eval.harness import write_suite_task
+    write_suite_task(project / "tasks", "cl_task", "cloze", project / "eval/cl.jsonl")
+    set_eval_params(project, harness_tasks=["cl_task"], harness_include=["tasks"])
+    run_eval()
+    metrics = json.loads((project / "metrics/eval.json").read_text())
+    for model in ("pretrain", "sft"):
+        ours, theirs = metrics[model][suite_keys(metrics, model)["cl"]], metrics[model]["harness"]["cl_task"]
+        assert theirs["acc"] == ours["accuracy"]
+        assert theirs["perplexity"] == pytest.approx(ours["perplexity"], rel=1e-4)
+
+
+@pytest.mark.slow
+def test_an_unknown_harness_task_stops_with_one_line(project, capsys):
+    pytest.importorskip("lm_eval")
+    (project / "tasks").mkdir()
+    set_eval_params(project, harness_tasks=["no_such_task"], harness_include=["tasks"])
+    with pytest.raises(SystemExit):
+        run_eval()
+    err = capsys.readouterr().err
+    assert "eval.harness_tasks: 'no_such_task' is neither a harness task nor defined in" in err
+    assert "Traceback" not in err and not (project / "metrics/eval.json").exists()

@@ -18,10 +18,9 @@ import yaml
 from lib.core.errors import UserError
 from lib.eval.suites import KINDS
 from lib.hf.export import export_model
+from lib.hf.lmeval import OFFLINE_ENV
 from lib.model.checkpoint import save_model
 from lib.tokenizer import Tokenizer
-
-OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 
 def suite_task(name: str, kind: str, jsonl: str | os.PathLike) -> dict:
