@@ -9,7 +9,7 @@ from lib.core.io import write_json
 from lib.core.params import load_section, load_seed, read_params
 from lib.core.runtime import setup_torch
 from lib.core.stage import run_stage
-from lib.eval.harness import check_tasks, score_harness
+from lib.eval.harness import check_tasks, run_tasks
 from lib.eval.lambada import evaluate_lambada, read_lambada
 from lib.eval.params import EvalParams
 from lib.eval.suites.run import identities, read_suites, score_suites, settings_of
@@ -18,14 +18,16 @@ OUT = Path("models/eval_base.json")
 
 
 def load_base(init: str, device):
-    """(model, tokenizer) of the base: its tokenizer plus our chat markers only (no domain terms, so
-    the text is split as the base splits it), its weights with rows for those markers."""
-    from lib.hf.import_ import init_model, load_base_tokenizer, resolve_init  # transformers only here
-    from lib.model.config import ModelConfig
+    """(model, tokenizer) of the base exactly as published: its own weights and vocabulary (no rows
+    added, so no probability goes to tokens the base never had) and its tokenizer, plus our chat
+    markers only because our Tokenizer needs them (text never encodes to them)."""
+    from lib.hf.import_ import build_model, load_base_tokenizer, load_base_weights, resolve_init
     from lib.tokenizer import Tokenizer
     from lib.tokenizer_build import extend_base
-    tokenizer = Tokenizer(extend_base(*load_base_tokenizer(resolve_init(init)), [])[0])
-    model, _ = init_model(init, tokenizer, ModelConfig())
+    source = resolve_init(init)
+    tokenizer = Tokenizer(extend_base(*load_base_tokenizer(source), [])[0])
+    cfg, weights, _ = load_base_weights(source)
+    model = build_model(cfg, weights, str(source.path / (source.gguf or "config.json")))
     return model.to(device).eval(), tokenizer
 
 
@@ -37,6 +39,7 @@ def main() -> None:
         write_json(OUT, {"base": None, "init": init})
         print(f"eval_base: pretrain.init is scratch, no base to score; wrote {OUT}")
         return
+    manager = check_tasks(params.harness_tasks, params.harness_include) if params.harness_tasks else None
     device = setup_torch(params.device, params.threads, seed)
     model, tokenizer = load_base(init, device)
     scores = {"init": init, "context_window": model.cfg.max_seq_len,
@@ -44,10 +47,12 @@ def main() -> None:
               "lambada": {Path(f).stem: {k: round(v, 4) for k, v in evaluate_lambada(
                   model, read_lambada(f, tokenizer, params.prepend_bos), device, params.batch_size,
                   desc=f"base {Path(f).stem}").items()} for f in params.lambada_files}}
-    if params.harness_tasks:  # the general benchmarks, through the harness, on the base's export
-        manager = check_tasks(params.harness_tasks, params.harness_include)
-        scores["harness"] = score_harness(model, tokenizer, params.harness_tasks, manager, params.prepend_bos,
-                                          params.batch_size, str(device))
+    if manager is not None:  # the general benchmarks, through the harness, on the base's own files
+        from lib.hf.import_ import resolve_init
+        source = resolve_init(init)
+        scores["harness"] = run_tasks(source.path, params.harness_tasks, manager, params.prepend_bos,
+                                      params.batch_size, str(device), gguf_file=source.gguf)
+        scores["harness"].pop("_raw")
     write_json(OUT, {"base": scores, "suites": identities(suites)})
     print(f"eval_base: scored {init} on {len(suites)} suites; wrote {OUT}")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 
 import pytest
 import torch
@@ -230,3 +231,35 @@ def test_an_unknown_harness_task_stops_with_one_line(project, capsys):
     err = capsys.readouterr().err
     assert "eval.harness_tasks: 'no_such_task' is neither a harness task nor defined in" in err
     assert "Traceback" not in err and not (project / "metrics/eval.json").exists()
+
+
+def test_eval_base_scores_the_base_with_its_own_tokenizer(project):
+    """pretrain.init names a base: eval_base scores it (a tiny random Llama saved by transformers)
+    and eval shows it as "base"; its held-out bits per byte equal transformers' own computation."""
+    transformers = pytest.importorskip("transformers")
+    from tests.test_base_model import save_tiny_llama
+    from lib.core.stage import run_stage
+    save_tiny_llama(project / "models/base/tiny")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["pretrain"] = {"init": "models/base/tiny"}
+    (project / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    run_stage(importlib.import_module("stages.eval_base").main)
+    base = json.loads((project / "models/eval_base.json").read_text())["base"]
+    assert set(k.split("@")[0] for k in base if "@" in k) == {"mc", "cl", "tx"}  # no generation for a base
+    assert set(base["lambada"]) == {"set_a", "set_b"} and base["init"] == "models/base/tiny"
+    hf = transformers.AutoModelForCausalLM.from_pretrained(str(project / "models/base/tiny")).eval()
+    hf_tok = transformers.AutoTokenizer.from_pretrained(str(project / "models/base/tiny"))
+    nats, nbytes = 0.0, 0
+    from lib.eval.suites.text import rolling_windows
+    for record in SUITES["tx"]:  # the base's window is 128 tokens: the harness's rolling windows
+        ids = hf_tok(record["text"], add_special_tokens=False)["input_ids"]
+        for context, predicted in rolling_windows(ids, hf.config.bos_token_id, hf.config.max_position_embeddings):
+            seq = (context + predicted)[:-1]
+            with torch.no_grad():
+                logprobs = torch.log_softmax(hf(torch.tensor([seq])).logits[0, -len(predicted):].float(), -1)
+            nats -= float(logprobs.gather(1, torch.tensor(predicted)[:, None]).sum())
+        nbytes += len(record["text"].encode())
+    tx = next(v for k, v in base.items() if k.startswith("tx@"))
+    assert tx["bpb"] == pytest.approx(nats / nbytes / math.log(2), abs=1e-4)
+    run_eval()
+    assert json.loads((project / "metrics/eval.json").read_text())["base"] == base

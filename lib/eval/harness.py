@@ -88,7 +88,7 @@ def check_tasks(tasks: list[str], include: list[str]):
 
 def run_tasks(hf_dir: str | os.PathLike, tasks: list[str], manager, add_bos_token: bool = True,
               batch_size: int = 16, device: str = "cpu", log_samples: bool = False,
-              bootstrap_iters: int = 1000) -> dict:
+              bootstrap_iters: int = 1000, gguf_file: str | None = None) -> dict:
     """{task: {metric: value}} with the harness's metric names (``acc``, ``acc_stderr``, ...), and
     the raw result under ``"_raw"`` (per-sample responses when ``log_samples``). Means get the
     harness's analytic ``mean_stderr``; perplexity a bootstrap of ``bootstrap_iters`` resamples (0: no stderr)."""
@@ -96,7 +96,7 @@ def run_tasks(hf_dir: str | os.PathLike, tasks: list[str], manager, add_bos_toke
     results = lm_eval.simple_evaluate(
         model="hf",
         model_args={"pretrained": str(hf_dir), "add_bos_token": add_bos_token, "dtype": "float32",
-                    "device_map": device},
+                    "device_map": device, **({"gguf_file": gguf_file} if gguf_file else {})},
         tasks=list(tasks), task_manager=manager, batch_size=batch_size, device=device,
         log_samples=log_samples, bootstrap_iters=bootstrap_iters)
     out = {task: harness_metrics(results["results"][task]) for task in tasks}
