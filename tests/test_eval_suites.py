@@ -231,3 +231,14 @@ def test_shared_prefix_equals_one_row_per_option(tok, model):
     fits = pack(items[8].context, [it.target for it in items[8:10]], 8, 48)  # q3: short
     assert len(fits.tokens) == len(items[8].context) + sum(len(it.target) - 1 for it in items[8:10])
     assert set(fits.owner) == {8, 9}
+
+
+def test_an_option_longer_than_the_window_is_scored_on_its_last_tokens(tok, model):
+    long_option = " ".join(["the MPI rank sends a message to every node"] * 8)
+    records = [{"id": "a", "question": "What does the rank do?", "choices": ["nothing", long_option], "answer": 1}]
+    items, groups = multiple_choice.option_items(tok, records, True)
+    assert len(items[1].target) > 48
+    lls = multiple_choice.option_logliks(model, items, groups, settings())
+    tail = LambadaItem(items[1].context + items[1].target[:-48], items[1].target[-48:])
+    assert lls[1] == pytest.approx(one_at_a_time(model, tail), rel=1e-6)
+    assert lls[0] == pytest.approx(one_at_a_time(model, items[0]), rel=1e-6)

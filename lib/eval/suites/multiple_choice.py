@@ -57,12 +57,17 @@ def option_logliks(model: torch.nn.Module, items: list[LambadaItem], groups: lis
                    settings: ScoreSettings) -> np.ndarray:
     """Each option's summed log-likelihood after its question (``items`` grouped by question)."""
     model.eval()
+    cap = model.cfg.max_seq_len
+    # an option longer than the window: its last `cap` tokens are scored after the rest (a small
+    # model's window only; the harness has no defined result there)
+    items = [it if len(it.target) <= cap else LambadaItem(it.context + it.target[:-cap], it.target[-cap:])
+             for it in items]
     logliks, greedy = np.zeros(len(items)), np.zeros(len(items), dtype=bool)
     starts = [i for i in range(len(items)) if i == 0 or groups[i] != groups[i - 1]] + [len(items)]
     packs, rest = [], []
     for a, b in zip(starts, starts[1:]):
-        packed = pack(items[a].context, [it.target for it in items[a:b]], a, model.cfg.max_seq_len) \
-            if settings.shared_prefix else None
+        shared = settings.shared_prefix and all(it.context == items[a].context for it in items[a:b])
+        packed = pack(items[a].context, [it.target for it in items[a:b]], a, cap) if shared else None
         (packs.append(packed) if packed else rest.extend(range(a, b)))
     packs.sort(key=lambda p: -len(p.tokens))  # less padding
     for i in range(0, len(packs), settings.batch_size):
