@@ -166,9 +166,8 @@ def test_suite_texts_reads_any_kind_generically(tmp_path):
 def test_eval_params_suites_and_the_keys_corpus_reads(tmp_path):
     ev = from_mapping(EvalParams, {"suites": [{"name": "a", "kind": "cloze", "path": "x.jsonl"}]}, "eval")
     assert ev.suites == [SuiteSpec("a", "cloze", "x.jsonl")]
-    with pytest.raises(UserError, match=r"eval.suites\[0\].kind: expected one of"):
-        from_mapping(EvalParams, {"suites": [{"name": "a", "kind": "mc", "path": "x"}]}, "eval")
-    with pytest.raises(UserError, match="names must be unique"):
+    # an unknown kind is the eval stage's to refuse (lib/eval/suites/reader.py), against the registry
+    with pytest.raises(UserError, match="two suites named a"):
         from_mapping(EvalParams, {"suites": [{"name": "a", "kind": "text", "path": "x"}] * 2}, "eval")
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"eval": {"suites": [{"name": "mine", "kind": "text", "path": "m.jsonl"}],

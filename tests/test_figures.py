@@ -84,7 +84,7 @@ def test_exp_show_only_changed_fits_200_columns_after_a_pretrain_experiment(repo
     finally:
         run(["git", "checkout", "-q", "--", "."], repo)
     header = [cell.strip() for cell in out.splitlines()[0].strip("|").split("|")]
-    assert "pretrain.lr" in header and "val_bpb" in header and "sft.lambada" in header, header
+    assert "pretrain.lr" in header and "val_bpb" in header and "sft.val_bpb" in header, header
     assert not any(t in header for t in TIMING)
     # the terminal table: each column its widest cell plus 3 (padding and rule), plus the edge
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines() if line.startswith("|")]

@@ -17,6 +17,8 @@ from lib.report.render import render_html, render_markdown
 from lib.report.suites import domain_suites, table
 from tests.pipeline_helpers import dvc, run
 
+from lib.core.figures import headline  # noqa: E402
+
 FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "eval_contract.json").read_text())
 PARAMS = """\
 seed: 1
@@ -31,6 +33,8 @@ stages:
   eval:
     cmd: "true"
     params: [seed, eval]
+    outs:
+      - data/stats/eval.json
     metrics:
       - metrics/eval.json:
           cache: false
@@ -63,8 +67,11 @@ def rerun(data: dict) -> dict:
 
 def commit(repo: Path, message: str, eval_json: dict, pretrain: dict) -> None:
     (repo / "metrics").mkdir(exist_ok=True)
-    (repo / "metrics/eval.json").write_text(json.dumps(eval_json, indent=1))
+    (repo / "metrics/eval.json").write_text(json.dumps(headline("eval", eval_json), indent=1))
     (repo / "metrics/pretrain.json").write_text(json.dumps(pretrain))
+    (repo / "data/stats").mkdir(parents=True, exist_ok=True)  # all figures: the report's suite table
+    (repo / "data/stats/eval.json").write_text(json.dumps(eval_json, indent=1))
+    dvc(repo, "commit", "-f", "-q")
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", message], repo)
     run(["git", "tag", message], repo)
@@ -143,7 +150,9 @@ def test_changed_suite_is_not_comparable_never_a_delta(repo, tmp_path):
     assert rows["pretrain.lambada_hpc@5e5e5e5e.accuracy_stderr"].verdict == "better"
     assert rows["pretrain.lambada_hpc@5e5e5e5e.perplexity"].verdict == "better"
     assert rows["pretrain.hpc_heldout@9f8e7d6c.bpb"].verdict == "better"
-    assert report.not_comparable == 3 * 4 + 2  # 3 models x 4 metrics, and the suite's hash and size
+    # 3 models x 4 metrics, the suite's hash and size (data/stats/eval.json), and the 3 models'
+    # headline accuracy (metrics/eval.json)
+    assert report.not_comparable == 3 * 4 + 2 + 3
     assert report.changed_metrics == 3
     md = render_markdown(report)
     line = next(x for x in md.splitlines() if "pretrain.hpc_mc@1a2b3c4d→77aa0000.acc |" in x)
@@ -160,7 +169,8 @@ def test_identical_rerun_shows_no_changed_metrics(repo, tmp_path, capsys):
     report = build(repo, "two", "again")
     assert report.metrics == [] and report.changed_metrics == 0
     assert {(r.file, r.key) for r in report.timings} == {
-        ("metrics/eval.json", "seconds"), ("metrics/eval.json", "pretrain.seconds"), ("metrics/eval.json", "sft.seconds"),
+        ("data/stats/eval.json", "seconds"), ("data/stats/eval.json", "pretrain.seconds"),
+        ("data/stats/eval.json", "sft.seconds"),
         ("metrics/pretrain.json", "seconds"), ("metrics/pretrain.json", "tokens_per_s"),
         ("metrics/pretrain.json", "mfu"), ("metrics/pretrain.json", "eta_s")}
     md = out.read_text()

@@ -28,13 +28,24 @@ TIMING = ("seconds", "tokens_per_s", "mfu")  # top-level keys that vary run to r
 Pick = Union[str, Callable[[dict], Any]]  # a dotted path into the stage's figures, or a function of them
 
 
-def _first_lambada(model: str) -> Callable[[dict], Any]:
-    """The first LAMBADA file's accuracy of ``model`` (eval.lambada_files; the rest: stats)."""
-    return lambda figures: next(iter(figures[model]["lambada"].values()), {}).get("accuracy")
+def _eval_headline(figures: dict) -> dict[str, Any]:
+    """Per model, val bits per byte and the first multiple-choice suite's accuracy, keyed
+    ``<suite>@<sha8>`` as in the stage's figures: a changed suite file gives a new key, so
+    ``dvc metrics diff`` shows it as removed and added, never as a delta."""
+    mc = [name for name, s in figures.get("suites", {}).items() if s["kind"] == "multiple_choice"][:1]
+    flat: dict[str, Any] = {}
+    for model in ("base", "pretrain", "sft"):
+        scores = figures.get(model) or {}
+        if "val_bpb" in scores:
+            flat[f"{model}.val_bpb"] = scores["val_bpb"]
+        for key, value in scores.items():
+            if mc and key.split("@")[0] == mc[0] and "@" in key:
+                flat[f"{model}.{key}"] = value["acc"]
+    return flat
 
 
 # stage -> {headline key: where it comes from in the stage's figures}; the order is the file's.
-HEADLINE: dict[str, dict[str, Pick]] = {
+HEADLINE: dict[str, dict[str, Pick] | Callable[[dict], dict[str, Any]]] = {
     "scrape": {"docs": "ok", "failed": "failed"},
     "clean": {"docs": "docs_kept", "dropped": "dropped_total"},
     "corpus": {"docs": "docs"},
@@ -42,8 +53,7 @@ HEADLINE: dict[str, dict[str, Pick]] = {
     "pack": {"tokens": "train.tokens"},
     "pretrain": {"steps": "last_step", "val_bpb": "best_val_bpb"},
     "sft": {"val_loss": "best_val_loss"},
-    "eval": {"pretrain.val_bpb": "pretrain.val_bpb", "pretrain.lambada": _first_lambada("pretrain"),
-             "sft.val_bpb": "sft.val_bpb", "sft.lambada": _first_lambada("sft")},
+    "eval": _eval_headline,
 }
 
 
@@ -70,7 +80,9 @@ def _nest(flat: dict[str, Any]) -> dict:
 
 def headline(stage: str, figures: dict) -> dict:
     """The figures of ``stage`` that its metrics file holds, under their short names."""
-    return _nest({key: _get(figures, pick) for key, pick in HEADLINE[stage].items()})
+    spec = HEADLINE[stage]
+    flat = spec(figures) if callable(spec) else {key: _get(figures, pick) for key, pick in spec.items()}
+    return _nest(flat)
 
 
 def split(figures: dict) -> tuple[dict, dict]:

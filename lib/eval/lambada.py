@@ -106,7 +106,7 @@ def read_lambada(path: str | Path, tokenizer: Tokenizer, prepend_bos: bool) -> l
 @torch.no_grad()
 def score_items(model: torch.nn.Module, items: list[LambadaItem], device: torch.device | str = "cpu",
                 batch_size: int = 16, progress: bool = True, desc: str = "lambada",
-                pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                pad_id: int = 0, groups: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per passage: the summed log-likelihood of its target tokens and whether every one of them
     is the greedy argmax. One forward per batch.
 
@@ -115,6 +115,9 @@ def score_items(model: torch.nn.Module, items: list[LambadaItem], device: torch.
     needed and a row's logits are those of the row alone. The loss mask picks the target tokens. Passages are batched
     longest first (less padding); results come back in the input order. A sequence longer than
     the model's window keeps its last ``max_seq_len + 1`` tokens (left truncation).
+
+    ``groups`` (one id per item, a group's items adjacent) keeps a group in one batch: a
+    multiple-choice question's options go through one padded forward together.
     """
     device = torch.device(device)
     model.eval()
@@ -125,10 +128,8 @@ def score_items(model: torch.nn.Module, items: list[LambadaItem], device: torch.
                             f"more than the model's window ({max_len})")
     logliks = np.zeros(len(items), dtype=np.float64)
     greedy = np.zeros(len(items), dtype=bool)
-    order = sorted(range(len(items)), key=lambda i: -(len(items[i].context) + len(items[i].target)))
     bar = progress_bar(total=len(items), enabled=progress, desc=desc, unit="passage", leave=False)
-    for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
+    for rows in batch_rows(items, batch_size, groups):
         seqs = [(items[i].context + items[i].target)[-(max_len + 1):] for i in rows]
         masks = [[0] * (len(s) - len(items[i].target)) + [1] * len(items[i].target) for i, s in zip(rows, seqs)]
         batch = Batch.right_padded(seqs, masks, pad_id).to(device)
@@ -147,6 +148,25 @@ def score_items(model: torch.nn.Module, items: list[LambadaItem], device: torch.
         bar.update(len(rows))
     bar.close()
     return logliks, greedy
+
+
+def batch_rows(items: list[LambadaItem], batch_size: int, groups: list[int] | None = None) -> list[list[int]]:
+    """Indices of ``items`` per batch, longest group first; a group is never split (a batch may
+    exceed ``batch_size`` only to hold one group larger than it)."""
+    spans: list[list[int]] = []
+    for i in range(len(items)):
+        if groups is not None and spans and groups[spans[-1][0]] == groups[i]:
+            spans[-1].append(i)
+        else:
+            spans.append([i])
+    spans.sort(key=lambda span: -max(len(items[i].context) + len(items[i].target) for i in span))
+    batches: list[list[int]] = []
+    for span in spans:
+        if batches and len(batches[-1]) + len(span) <= batch_size:
+            batches[-1].extend(span)
+        else:
+            batches.append(list(span))
+    return batches
 
 
 def lambada_metrics(items: list[LambadaItem], logliks: np.ndarray, greedy: np.ndarray,

@@ -9,20 +9,27 @@ from lib.core.params import PARAMS_FILE, check, from_mapping, read_params
 
 @dataclass
 class SuiteSpec:
-    """One fixed eval suite: a JSONL file whose content hash is recorded beside its scores."""
+    """One fixed eval suite: a JSONL file of one kind (lib/eval/suites/)."""
     name: str
-    kind: Literal["text", "cloze", "multiple_choice", "generation"]
+    kind: str
     path: str
 
+    def __post_init__(self):
+        # the kind is checked against lib/eval/suites' registry when the eval stage reads the suite:
+        # importing the scorers here would make the corpus stage (which reads eval.suites) depend on them
+        check(bool(self.name) and "@" not in self.name and "." not in self.name, "name",
+              f"{self.name!r}: a non-empty name without '@' or '.' (metrics keys are name@hash)")
 
-def default_suites() -> list[SuiteSpec]:
-    return [SuiteSpec("hpc_mc", "multiple_choice", "data/eval/hpc_mc.jsonl"),
-            SuiteSpec("hpc_heldout", "text", "data/eval/hpc_heldout.jsonl")]
+
+DEFAULT_SUITES = [SuiteSpec("hpc_mc", "multiple_choice", "data/eval/hpc_mc.jsonl"),
+                  SuiteSpec("hpc_heldout", "text", "data/eval/hpc_heldout.jsonl")]
 
 
 @dataclass
 class EvalParams:
-    suites: list[SuiteSpec] = field(default_factory=default_suites)
+    suites: list[SuiteSpec] = field(default_factory=lambda: list(DEFAULT_SUITES))
+    harness_tasks: list[str] = field(default_factory=list)  # lm-evaluation-harness task names, run offline
+    harness_include: list[str] = field(default_factory=lambda: ["lib/hf/tasks"])  # task YAML folders
     lambada_files: list[str] = field(default_factory=lambda: ["data/sample/eval/lambada_hpc.jsonl"])
     prepend_bos: bool = True
     batch_size: int = 16
@@ -35,12 +42,13 @@ class EvalParams:
     def __post_init__(self):
         check(self.batch_size >= 1, "batch_size", "must be >= 1")
         check(self.val_batches is None or self.val_batches >= 1, "val_batches", "must be >= 1 or null (all)")
-        names = [s.name for s in self.suites]
-        check(len(set(names)) == len(names), "suites", f"names must be unique, got {names}")
         check(len(self.lambada_files) >= 1, "lambada_files", "list at least one LAMBADA jsonl file")
         check(self.max_new_tokens >= 1, "max_new_tokens", f"must be >= 1, got {self.max_new_tokens}")
         check(self.device in ("cpu", "cuda", "auto"), "device", "must be cpu, cuda or auto")
         check(self.threads >= 1, "threads", "must be >= 1")
+        names = [s.name for s in self.suites]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        check(not dup, "suites", f"two suites named {', '.join(dup)}; metrics are keyed by suite name")
 
 
 SUITE_KEYS = ("suites", "lambada_files")  # the eval keys the corpus stage decontaminates against

@@ -361,7 +361,9 @@ def build(root: str | Path = ".", a: str = "HEAD", b: str = WORKSPACE, show_all:
         params, metrics = diffs(repo, side_a, side_b, notes)
         metrics += figures(repo, side_a, side_b, notes)
         table_, absent = samples(repo, side_a, side_b, notes)
-    suites = table(read_text(top, side_b, EVAL_FILE), domain_suites(read_text(top, side_b, "params.yaml")))
+        # every suite's scores live in the eval stage's cached stats; metrics/eval.json has the headline
+        suites = table(read_output(repo, side_b, EVAL_FILE, notes),
+                       domain_suites(read_text(top, side_b, "params.yaml")))
     timings = [r for r in metrics if r.timing]
     metrics = mark_changed_suites([r for r in metrics if not r.timing])
     keep = (lambda r: True) if show_all else (lambda r: r.changed)

@@ -21,7 +21,7 @@ from lib.report.metric_names import direction
 ABSENT = None
 MODELS = ("base", "pretrain", "sft")
 ADAPTED = ("pretrain", "sft")  # scored against "base" for forgetting
-EVAL_FILE = "metrics/eval.json"
+EVAL_FILE = "data/stats/eval.json"  # all of the eval stage's figures (lib/core/figures.py)
 _SUITE_KEY = re.compile(r"^(?P<name>[^.@]+)@(?P<hash>[0-9a-f]{8})$")
 
 
