@@ -23,8 +23,27 @@ def check(text: str, p: CleanParams = P, link_chars: int = 0):
 
 def test_good_document_passes_every_rule():
     assert check(GOOD) is None
-    code_heavy = GOOD + "\n\n```c\n" + "x[i] = y[i] + z[i];\n" * 40 + "```"
-    assert check(code_heavy) is None  # repeated code lines are not prose repetition
+    code_heavy = GOOD + ("\n\n```c\n" + LISTING + "```") * 6
+    assert check(code_heavy) is None  # braces, operators, repeated "}": code, not junk
+
+
+# a stencil loop nest: few letters, many symbols, short lines that repeat ("}", "for (...)")
+LISTING = """#pragma omp parallel for collapse(2) schedule(static)
+for (int i = 1; i < n - 1; i++) {
+    for (int j = 1; j < m - 1; j++) {
+        b[i][j] = 0.25 * (a[i-1][j] + a[i+1][j] + a[i][j-1] + a[i][j+1]);
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("block", [
+    "x[i] = y[i] + z[i];\n" * 40,                                   # one line over and over
+    "".join(f"{'QUJDRA' * 30}{i:04d}==\n" for i in range(10)),       # base64 data
+    "var a=1;" * 80 + "\n",                                            # minified, one line
+])
+def test_code_junk_is_caught_by_the_code_rule(block):
+    assert check(GOOD + "\n\n```\n" + block + "```") == "code_junk"
 
 
 @pytest.mark.parametrize("text,reason", [

@@ -24,6 +24,8 @@ class CleanParams:
     min_mean_word_length: float = 3.0
     max_mean_word_length: float = 10.0
     min_alpha_ratio: float = 0.6          # alphabetic share of non-space characters
+    min_deck_alpha_ratio: float = 0.45    # the same for a slide deck (bullets, numbers, labels)
+    max_code_junk_share: float = 0.3      # fenced code: share of characters in blobs/repeats
     max_symbol_ratio: float = 0.1         # '#' and '...' per word
     min_stop_words: int = 2               # distinct words of {the, be, to, of, and, that, have, with}
     max_bullet_line_ratio: float = 0.9
@@ -61,7 +63,8 @@ class CleanParams:
         check(self.max_words > self.min_words, "max_words", "must be greater than min_words")
         check(0 < self.min_mean_word_length < self.max_mean_word_length, "min_mean_word_length",
               "must be > 0 and below max_mean_word_length")
-        for key in ("min_alpha_ratio", "max_symbol_ratio", "max_bullet_line_ratio",
+        for key in ("min_alpha_ratio", "min_deck_alpha_ratio", "max_code_junk_share",
+                    "max_symbol_ratio", "max_bullet_line_ratio",
                     "max_ellipsis_line_ratio", "max_boilerplate_share", "max_link_ratio",
                     "min_language_score", "near_dup_threshold", "pdf_repeat_share"):
             check(0.0 <= getattr(self, key) <= 1.0, key, "must be between 0 and 1")

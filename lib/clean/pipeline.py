@@ -33,7 +33,10 @@ RULES = ("boilerplate_chars_removed", "boilerplate_docs", "boilerplate_lines_rem
          "lines_unwrapped", "mojibake_repaired", "pdf_accents_composed", "pdf_breaks_rejoined",
          "pdf_duplicate_pages_removed", "pdf_headings", "pdf_hyphens_joined", "pdf_hyphens_kept",
          "pdf_line_numbers_removed", "pdf_page_numbers_removed", "pdf_running_lines_removed",
-         "pdf_scanned_pages", "pdf_two_column_bands", "replacement_chars_removed")
+         "pdf_scanned_pages", "pdf_two_column_bands", "replacement_chars_removed",
+         # code, look-alikes, contents pages, slides (issue 23)
+         "lookalikes_replaced", "pdf_code_blocks", "pdf_code_breaks_rejoined", "pdf_code_lines",
+         "pdf_slide_bullets", "pdf_toc_pages", "toc_lines_removed")
 
 
 def _init(params: CleanParams) -> None:
@@ -76,7 +79,7 @@ def process_bytes(data: bytes, task: dict, p: CleanParams) -> dict:
         stats.update(boilerplate_docs=1, boilerplate_lines_removed=lines_removed,
                      boilerplate_chars_removed=chars_removed)
     body = prose(text)
-    doc = Doc(text, body, got.link_chars, chars_removed, relevance(body, _terms(p)))
+    doc = Doc(text, body, got.link_chars, chars_removed, relevance(text, _terms(p)), got.deck)
     out.update(title=got.title, text=text, chars=len(text), words=doc.total_words,
                relevance=doc.relevance)
     failed = first_failure(doc, p)
