@@ -11,7 +11,7 @@ from lib.clean.language import detect
 from lib.clean.text import prose
 from tests.hpc_text import GOOD, SENTENCES
 
-P = CleanParams()
+P = CleanParams(min_relevance=0.0)  # each rule on its own; off_topic has its own test below
 
 
 def check(text: str, p: CleanParams = P, link_chars: int = 0):
@@ -71,8 +71,10 @@ def test_each_rule_fires(text, reason):
 
 def test_link_list_rule_and_thresholds_come_from_params():
     assert check(GOOD, link_chars=len("".join(GOOD.split())) * 2 // 3) == "link_list"
-    assert check(GOOD, CleanParams(max_link_ratio=0.9), link_chars=len(GOOD) * 2 // 3) is None
-    assert check("The cache is close to the core and fast.", CleanParams(min_words=3)) is None
+    assert check(GOOD, CleanParams(max_link_ratio=0.9, min_relevance=0.0),
+                 link_chars=len(GOOD) * 2 // 3) is None
+    assert check("The cache is close to the core and fast.",
+                 CleanParams(min_words=3, min_relevance=0.0)) is None
 
 
 def test_repeated_lines_are_stripped_not_fatal():
@@ -92,10 +94,11 @@ def test_filters_list_is_the_only_source_of_reasons():
     assert len(set(REASONS)) == len(REASONS)
 
 
-def test_off_topic_only_with_a_threshold():
+def test_off_topic_on_by_default_and_zero_turns_it_off():
     doc = filters.Doc(GOOD, GOOD, relevance=0.5)
-    assert filters.off_topic(doc, P) is None  # off by default
-    assert filters.off_topic(doc, CleanParams(min_relevance=5.0)).startswith("0.50")
+    assert filters.off_topic(doc, CleanParams()).startswith("0.50")
+    assert filters.off_topic(doc, P) is None
+    assert filters.off_topic(filters.Doc(GOOD, GOOD, relevance=12.0), CleanParams()) is None
 
 
 def test_language_detection():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Callable
@@ -27,6 +28,7 @@ _LETTERS = re.compile(r"[^\W\d_]+")
 _P = np.uint64(1099511628211)
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _BLOB = re.compile(r"\S{120,}")   # a token this long is data (base64, hex, minified), not code
+_REPEATS = 10                    # ...and one line this often, half a block or more, is a loop of junk
 _CODE_LINE_MAX = 400             # characters: a longer code line is generated, not written
 
 
@@ -118,17 +120,18 @@ def alpha_ratio(d: Doc, p: CleanParams) -> str | None:
 def code_junk(d: Doc, p: CleanParams) -> str | None:
     """Code by its own rules (the prose rules never see it): a fenced block of data blobs,
     generated or minified lines, or one line repeated over and over is junk, not a listing.
-    Short lines ("}", "end do") repeat in any real program and are not counted; a line counts
-    as repeated within its own block only."""
+    Real code repeats lines too ("}", "int sign, unsigned flags);" under each prototype), so a
+    block is repetition only when one line of 8+ characters is half its lines."""
     chars = junk = 0
     for block in d.code_blocks:
-        seen: set[str] = set()  # per block: listings of one document share their #includes
-        for ln in block:
-            key = ln.strip()
-            chars += len(ln)
-            if len(ln) > _CODE_LINE_MAX or _BLOB.search(ln) or (len(key) >= 8 and key in seen):
-                junk += len(ln)
-            seen.add(key)
+        size = sum(map(len, block))
+        chars += size
+        counts = Counter(ln.strip() for ln in block if len(ln.strip()) >= 8)
+        top = counts.most_common(1)[0][1] if counts else 0
+        if top >= _REPEATS and top >= len(block) / 2:  # one line over and over: all of it junk
+            junk += size
+        else:
+            junk += sum(len(ln) for ln in block if len(ln) > _CODE_LINE_MAX or _BLOB.search(ln))
     if chars < 200:
         return None
     share = junk / chars
