@@ -41,6 +41,10 @@ def paragraphs(lines: list[Line], body: float, stats: Counter, deck: bool = Fals
     paras: list[str] = []
     cur: list[Line] = []
     edges = (min(ln.x0 for ln in lines), max(ln.x1 for ln in lines)) if lines else (0.0, 0.0)
+    if deck and _slide_title(lines, body):
+        stats["pdf_slide_titles"] += 1
+        paras.append("## " + lines[0].text)
+        lines = lines[1:]
     for ln in _inline_code_as_prose(lines, edges[1]):
         if cur:
             prev = cur[-1]
@@ -56,6 +60,18 @@ def paragraphs(lines: list[Line], body: float, stats: Counter, deck: bool = Fals
     if cur:
         paras.append(_render(cur, body, stats, deck, edges))
     return [p for p in paras if p]
+
+
+def _slide_title(lines: list[Line], body: float) -> bool:
+    """The first line of a slide is its title when it is set in body type (a larger one is a
+    heading anyway), has words, and stands apart: the lines under it are indented or spaced
+    off (Beamer sets the frame title flush left, the bullets indented under it)."""
+    if len(lines) < 2:
+        return False
+    first, nxt = lines[0], lines[1]
+    return (not first.mono and not _is_heading([first], body) and len(first.text.split()) <= 12
+            and bool(_LETTER.search(first.text)) and first.x0 <= min(ln.x0 for ln in lines) + 1
+            and (nxt.x0 > first.x0 + first.size or nxt.y0 - first.y1 > 0.8 * first.size))
 
 
 def _inline_code_as_prose(lines: list[Line], right: float) -> list[Line]:
@@ -92,8 +108,8 @@ def _render(lines: list[Line], body: float, stats: Counter, deck: bool = False,
         items = _items(lines, *edges)
         if len(items) > 1:
             stats["pdf_slide_bullets"] += len(items)
-            return "\n".join("- " + _BULLET.sub("", _join_prose(item), count=1)
-                             for item in items)
+            texts = (_join_prose(item) for item in items)
+            return "\n".join(t if t.startswith("- ") else "- " + t for t in texts if t.strip())
     return _join_prose(lines)
 
 
@@ -125,7 +141,8 @@ def _items(lines: list[Line], left: float, right: float) -> list[list[Line]]:
     items: list[list[Line]] = [[lines[0]]]
     for prev, ln in zip(lines, lines[1:]):
         wrapped = prev.x1 >= full and ln.x0 >= prev.x0 - 0.5 * prev.size
-        if wrapped and not _BULLET.match(ln.text):
+        marker = len(prev.text) <= 2 and not any(c.isalnum() for c in prev.text)
+        if marker or (wrapped and not _BULLET.match(ln.text)):
             items[-1].append(ln)
         else:
             items.append([ln])
