@@ -14,7 +14,7 @@ import pymupdf
 
 from lib.clean.pdf_lines import Line, page_lines, reading_order
 from lib.clean.pdf_paragraphs import append, body_size, paragraphs, resolve_hyphens
-from lib.clean.toc import is_toc_page
+from lib.clean.toc import is_toc_page, toc_run
 from lib.clean.types import Extracted
 
 _DIGITS = re.compile(r"\d+")
@@ -56,9 +56,14 @@ def _body_pages(pages, repeated: set[str], stats: Counter) -> list[list[Line]]:
     for h, lines in pages:
         kept = [ln for ln in lines if _edge_key(ln, h) not in repeated]
         stats["pdf_running_lines_removed"] += len(lines) - len(kept)
-        if is_toc_page([ln.text for ln in kept]):
+        texts = [ln.text for ln in kept]
+        if is_toc_page(texts):
             stats["pdf_toc_pages"] += 1
             continue
+        run = toc_run(texts)
+        if run:
+            stats["pdf_toc_lines_removed"] += len(run)
+            kept = kept[:run.start] + kept[run.stop:]
         key = hash(tuple(ln.text for ln in kept))
         if key in seen:
             stats["pdf_duplicate_pages_removed"] += 1

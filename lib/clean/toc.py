@@ -2,7 +2,8 @@
 the printed book, noise for a model ("5.1 Kernels . . . . . . 12" teaches nothing, and a heading
 listed there first would make the real heading look like a repeated line later).
 
-A PDF page is dropped whole when it reads as such a page (is_toc_page); in any text, a line with
+A PDF page is dropped whole when it reads as such a page (is_toc_page), and the contents block
+of a page that has more on it is dropped alone (toc_run); in any text, a line with
 a dot leader (a run of dots, optionally spaced, ending in a page number or nothing) is dropped
 (drop_leader_lines). Both count (pdf_toc_pages, toc_lines_removed in metrics/clean.json).
 """
@@ -24,26 +25,62 @@ _INDEX_ENTRY = re.compile(r"^[^\W\d_].{0,60}?,\s*\d{1,4}(?:\s*[-\u2013]\s*\d{1,4
 _TOC_TITLE = re.compile(r"^\W*(table of )?contents|^\W*list of (figures|tables|listings)|^\W*index\b",
                         re.I)
 _FENCE = re.compile(r"^\s*(```|~~~)")
+_SECTION = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2})*|[A-Z])\.?\s+[^\W\d_]")
+_NUMBER = re.compile(r"^\s*(?:\d{1,4}(?:\.\d{1,3})*|[ivxlc]{1,6})\s*$", re.I)
+_SHORT_TITLE = re.compile(r"^[^\W\d_][^.!?:;]*$")  # no sentence end: a title, not prose
 _MIN_LEADERS = 3        # dot-leader lines on a page that make it a contents page...
-_LEADER_SHARE = 0.2     # ...when they are at least this share of its lines
-_ENTRY_SHARE = 0.5      # under a "Contents"/"Index" title: this share of entry lines suffices
+_LEADER_SHARE = 0.35    # ...when they are at least this share of its lines
+_ENTRY_SHARE = 0.5      # a contents block: at least this share of its lines are entries
+_TITLED_SHARE = 0.8     # a page under a "Contents" title with this share of entries is all contents
 _MIN_INDEX = 8          # an index page: at least this many "term, 12, 34" lines...
 _INDEX_SHARE = 0.5      # ...making at least this share of its lines
 
 
 def is_toc_page(texts: list[str]) -> bool:
-    """A contents, list-of-figures or index page, from its lines' texts."""
+    """A page that is all contents, list of figures or index, from its lines' texts."""
     n = len(texts)
     if not n:
         return False
     leaders = sum(1 for t in texts if _PAGE_LEADER.search(t))
     if leaders >= _MIN_LEADERS and leaders >= _LEADER_SHARE * n:
         return True
-    entries = sum(1 for t in texts if _PAGE_LEADER.search(t) or _TITLE_NUMBER.match(t))
-    if any(_TOC_TITLE.match(t) for t in texts[:3]) and entries >= max(3, _ENTRY_SHARE * n):
+    entries = sum(1 for t in texts if _entry(t, loose=True))
+    if (any(_TOC_TITLE.match(t) for t in texts[:3]) and leaders >= _MIN_LEADERS
+            and entries >= _TITLED_SHARE * n):
         return True
     index = sum(1 for t in texts if _INDEX_ENTRY.match(t))
     return index >= _MIN_INDEX and index >= _INDEX_SHARE * n
+
+
+def toc_run(texts: list[str]) -> range:
+    """On a page that is only partly contents (a title page with the contents under it): the
+    lines from the first dot-leader line to the last, when the lines between are all entries
+    (leaders, "title number", bare numbers), with a "Contents" title right above; else empty."""
+    hits = [i for i, t in enumerate(texts) if _PAGE_LEADER.search(t)]
+    if len(hits) < _MIN_LEADERS:
+        return range(0)
+    first, last = hits[0], hits[-1]
+    if sum(_entry(t, loose=True) for t in texts[first:last + 1]) < _ENTRY_SHARE * (last + 1 - first):
+        return range(0)
+    title = next((j for j in range(first - 1, -1, -1) if _TOC_TITLE.match(texts[j])), None)
+    above = texts[title + 1:first] if title is not None else []
+    if title is not None and sum(_entry(t, loose=True) for t in above) >= _ENTRY_SHARE * len(above):
+        first = title  # the "Contents" title and the entries under it before the first leader
+    while first > 0 and _entry(texts[first - 1]):
+        first -= 1
+    while last + 1 < len(texts) and _entry(texts[last + 1]):
+        last += 1
+    return range(first, last + 1)
+
+
+def _entry(text: str, loose: bool = False) -> bool:
+    """A contents entry: a leader, "title 12", a bare page or section number, or a numbered
+    section title whose page number the margin took ("2.1 Default Runtime Environment");
+    loose: any short line without a sentence end (a title MuPDF set apart from its number)."""
+    if _PAGE_LEADER.search(text) or _TITLE_NUMBER.match(text) or _NUMBER.match(text):
+        return True
+    short = len(text.split()) <= 10
+    return short and bool(_SECTION.match(text) or (loose and _SHORT_TITLE.match(text)))
 
 
 def drop_leader_lines(text: str, stats: Counter) -> str:
