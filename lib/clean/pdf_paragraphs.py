@@ -108,8 +108,15 @@ def _render(lines: list[Line], body: float, stats: Counter, deck: bool = False,
         items = _items(lines, *edges)
         if len(items) > 1:
             stats["pdf_slide_bullets"] += len(items)
-            texts = (_join_prose(item) for item in items)
-            return "\n".join(t if t.startswith("- ") else "- " + t for t in texts if t.strip())
+            out: list[str] = []
+            for item in items:
+                text = _join_prose(item)
+                if not any(c.isalnum() for c in text):  # a stray mark: part of the item above
+                    if out and text.strip("- "):
+                        out[-1] += text.strip("- ")
+                    continue
+                out.append(text if text.startswith("- ") else "- " + text)
+            return "\n".join(out)
     return _join_prose(lines)
 
 
