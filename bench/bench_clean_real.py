@@ -147,7 +147,13 @@ def structure(text: str, kind: str, data: bytes) -> Counter:
         ours = {same(ln) for ln in text.split("\n")}
         c["code_lines"] += len(code)
         c["code_lines_layout"] += sum(1 for ln in code if ln in layout)
-        c["code_lines_ours"] += sum(1 for ln in code if ln in layout and ln in ours)
+        kept = sum(1 for ln in code if ln in layout and ln in ours)
+        c["code_lines_ours"] += kept
+        listed = sum(1 for ln in code if ln in layout)
+        if listed >= 10:  # a document with listings: its own share, so small ones count too
+            c["code_docs"] += 1
+            c["code_docs_share_milli"] += round(1000 * kept / listed)
+            c["code_docs_below_0.9"] += kept < 0.9 * listed
     return c
 
 
@@ -235,6 +241,10 @@ def report(a: Counter) -> dict:
             "code_lines_kept_as_lines": round(a["code_lines_ours"] / max(1, a["code_lines_layout"]),
                                               3),
             "pdftotext_layout_share": round(a["code_lines_layout"] / max(1, a["code_lines"]), 3),
+            "docs_with_listings": a["code_docs"],
+            "code_lines_kept_as_lines_doc_mean": round(
+                a["code_docs_share_milli"] / 1000 / max(1, a["code_docs"]), 3),
+            "docs_below_0.9_of_code_lines": a["code_docs_below_0.9"],
             "lookalikes_left": a["lookalikes_left"], "toc_lines_left": a["toc_lines_left"],
             "number_only_headings": a["number_only_headings"],
             "hpc_rejected": a["hpc_rejected"],
