@@ -134,3 +134,17 @@ def test_bad_clean_params_are_one_clear_error(key, value, needle):
     from lib.core.params import ParamsError, from_mapping
     with pytest.raises(ParamsError, match=needle):
         from_mapping(CleanParams, {key: value}, "params.yaml: clean")
+
+
+def test_a_deck_is_judged_as_a_deck():
+    """Slides of short bullets, numbers and chart labels: a letter share that fails prose
+    (0.6) passes a deck (0.45); bullets are what a deck is made of."""
+    bullets = "\n".join(f"- {s}" for s in SENTENCES)
+    numbers = " ".join(f"{i}.{i} {2 * i}% 0.{i}" for i in range(60))  # a chart's labels: 0.49
+    deck = bullets + "\n" + numbers
+    text, _, removed = strip_repeats(deck)
+    as_prose = filters.Doc(text, prose(text), 0, removed, relevance=50.0)
+    as_deck = filters.Doc(text, prose(text), 0, removed, relevance=50.0, deck=True)
+    assert filters.alpha_ratio(as_prose, P) is not None
+    assert filters.alpha_ratio(as_deck, P) is None and filters.bullet_lines(as_deck, P) is None
+    assert filters.first_failure(as_deck, P) is None
