@@ -6,6 +6,7 @@ slides keep their bullets and titles, and relevance keeps the HPC manuals and dr
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from functools import cache
 
 import pytest
@@ -134,3 +135,18 @@ def test_relevance_keeps_hpc_manuals_and_drops_licences():
     for path in licences:
         r = cleaned(path)
         assert r["reason"] == "off_topic", (path.name, r["reason"], r.get("relevance"))
+
+
+def test_code_rule_passes_real_listings_and_catches_minified_code():
+    """The code path through the filters: a real program's source (underscore.js, as written)
+    in a fence passes; the same library minified (libjs-underscore ships both) is code_junk."""
+    src = Path("/usr/share/javascript/underscore")
+    if not (src / "underscore.min.js").exists():
+        pytest.skip("needs the Debian package libjs-underscore (apt-get install libjs-underscore)")
+    intro = need("fftw", "Introduction.html")
+    prose = cleaned(intro)["text"]
+    for name, reason in (("underscore.js", None), ("underscore.min.js", "code_junk")):
+        code = (src / name).read_text("utf-8")[:40_000]
+        doc = f"{prose}\n\n```js\n{code}\n```\n".encode()
+        r = process_bytes(doc, {"type": "markdown", "source": name}, P)
+        assert r["reason"] == reason, (name, r["reason"], r["detail"])
