@@ -19,7 +19,10 @@ LEADER = re.compile(r"(?:\.\s?){4,}\s*(?:\d{1,4}|[ivxlc]{1,6})\s*$|^\s*(?:\.\s?)
 # on a page judged as a whole, a leader whose number MuPDF set apart (or the margin took) counts
 _PAGE_LEADER = re.compile(r"(?:\.\s?){4,}\s*(?:\d{1,4}|[ivxlc]{1,6})?\s*$|\u2026\s*\d{1,4}\s*$",
                           re.I)
-_TITLE_NUMBER = re.compile(r"^\S.{2,}?[^\W\d_].*?\s(?:\d{1,4}|[ivxlc]{1,6})\s*$", re.I)
+# "title 12": a page number at the end, a letter before it (two plain regexes: one pattern with
+# two lazy wildcards backtracks quadratically on every long prose line)
+_ENDS_NUMBER = re.compile(r"\s(?:\d{1,4}|[ivxlc]{1,6})\s*$", re.I)
+_LETTER = re.compile(r"[^\W\d_]")
 _INDEX_ENTRY = re.compile(r"^[^\W\d_].{0,60}?,\s*\d{1,4}(?:\s*[-\u2013]\s*\d{1,4})?"
                           r"(?:,\s*\d{1,4}(?:\s*[-\u2013]\s*\d{1,4})?)*\s*$")
 _TOC_TITLE = re.compile(r"^\W*(table of )?contents|^\W*list of (figures|tables|listings)|^\W*index\b",
@@ -44,9 +47,8 @@ def is_toc_page(texts: list[str]) -> bool:
     leaders = sum(1 for t in texts if _PAGE_LEADER.search(t))
     if leaders >= _MIN_LEADERS and leaders >= _LEADER_SHARE * n:
         return True
-    entries = sum(1 for t in texts if _entry(t, loose=True))
-    if (any(_TOC_TITLE.match(t) for t in texts[:3]) and leaders >= _MIN_LEADERS
-            and entries >= _TITLED_SHARE * n):
+    if (leaders >= _MIN_LEADERS and any(_TOC_TITLE.match(t) for t in texts[:3])
+            and sum(1 for t in texts if _entry(t, loose=True)) >= _TITLED_SHARE * n):
         return True
     index = sum(1 for t in texts if _INDEX_ENTRY.match(t))
     return index >= _MIN_INDEX and index >= _INDEX_SHARE * n
@@ -73,11 +75,16 @@ def toc_run(texts: list[str]) -> range:
     return range(first, last + 1)
 
 
+def _title_number(text: str) -> bool:
+    m = _ENDS_NUMBER.search(text)
+    return m is not None and m.start() >= 3 and bool(_LETTER.search(text, 0, m.start()))
+
+
 def _entry(text: str, loose: bool = False) -> bool:
     """A contents entry: a leader, "title 12", a bare page or section number, or a numbered
     section title whose page number the margin took ("2.1 Default Runtime Environment");
     loose: any short line without a sentence end (a title MuPDF set apart from its number)."""
-    if _PAGE_LEADER.search(text) or _TITLE_NUMBER.match(text) or _NUMBER.match(text):
+    if _PAGE_LEADER.search(text) or _title_number(text) or _NUMBER.match(text):
         return True
     short = len(text.split()) <= 10
     return short and bool(_SECTION.match(text) or (loose and _SHORT_TITLE.match(text)))
