@@ -148,3 +148,10 @@ def test_a_deck_is_judged_as_a_deck():
     assert filters.alpha_ratio(as_prose, P) is not None
     assert filters.alpha_ratio(as_deck, P) is None and filters.bullet_lines(as_deck, P) is None
     assert filters.first_failure(as_deck, P) is None
+
+
+def test_a_code_page_is_judged_by_the_code_rule_only():
+    """A source file's page (Doxygen's *_source.html): the prose rules have nothing to judge."""
+    page = "# stencil.c\n\n" + ("```c\n" + LISTING + "```\n\n") * 8
+    assert check(page) is None
+    assert check("# app.min.js\n\n```js\n" + "var a=1;" * 200 + "\n```") == "code_junk"

@@ -223,9 +223,18 @@ FILTERS: list[Callable[[Doc, CleanParams], str | None]] = [
 REASONS = tuple(f.__name__ for f in FILTERS)
 
 
+# Rules that judge prose. A listing with next to no prose around it (a source file's page, a
+# page of shell commands) has none to judge: code_junk judges it, these are skipped.
+PROSE_RULES = frozenset({language, mean_word_length, alpha_ratio, symbol_ratio, stop_words,
+                         bullet_lines, ellipsis_lines, top_ngram, dup_ngrams})
+
+
 def first_failure(d: Doc, p: CleanParams) -> tuple[str, str] | None:
     """(reason, detail) of the first filter the document fails, or None."""
+    code_page = len(d.words) < p.min_words and bool(d.code_blocks)
     for f in FILTERS:
+        if code_page and f in PROSE_RULES:
+            continue
         detail = f(d, p)
         if detail is not None:
             return f.__name__, detail

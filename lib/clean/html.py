@@ -2,7 +2,8 @@
 
 Boilerplate (nav, header, footer, aside, scripts, forms, cookie banners, breadcrumbs, "edit this
 page" links) is removed; headings, lists and code blocks keep their structure as light Markdown,
-and <pre> keeps its line breaks and indentation inside ``` fences.
+and <pre> (and Doxygen's <div class="fragment"> listings) keep their line breaks and
+indentation inside ``` fences.
 """
 from __future__ import annotations
 
@@ -107,6 +108,9 @@ class _Renderer:
                 code = child.get_text().strip("\n")
                 if code.strip():
                     self.lines.extend(["```", *code.split("\n"), "```", ""])
+            elif name == "div" and "fragment" in (child.get("class") or ()):
+                self.flush()
+                self._fragment(child)
             elif name in HEADINGS:
                 self.flush()
                 # Sphinx and Doxygen put a "¶" permalink after every heading
@@ -133,6 +137,19 @@ class _Renderer:
                 self.flush()
             else:
                 self.walk(child, depth)
+
+    def _fragment(self, node: Tag) -> None:
+        """Doxygen's listings are not <pre>: one <div class="line"> per source line, its line
+        number in a <span class="lineno">. Fenced like <pre>, without the numbers."""
+        for span in node.find_all("span", class_="lineno"):
+            span.decompose()
+        rows = node.find_all("div", class_="line") or [node]
+        code = [row.get_text().rstrip() for row in rows]
+        while code and not code[-1].strip():
+            code.pop()
+        if any(ln.strip() for ln in code):
+            self.stats["html_code_fragments"] += 1
+            self.lines.extend(["```", *code, "```", ""])
 
     def _list(self, node: Tag, depth: int) -> None:
         items = [li for li in node.children if isinstance(li, Tag) and li.name == "li"]

@@ -35,7 +35,7 @@ RULES = ("boilerplate_chars_removed", "boilerplate_docs", "boilerplate_lines_rem
          "pdf_line_numbers_removed", "pdf_page_numbers_removed", "pdf_running_lines_removed",
          "pdf_scanned_pages", "pdf_two_column_bands", "replacement_chars_removed",
          # code, look-alikes, contents pages, slides (issue 23)
-         "lookalikes_replaced", "pdf_code_blocks", "pdf_code_breaks_rejoined", "pdf_code_lines",
+         "html_code_fragments", "lookalikes_replaced", "pdf_code_blocks", "pdf_code_breaks_rejoined", "pdf_code_lines",
          "pdf_slide_bullets", "pdf_slide_titles", "pdf_toc_lines_removed", "pdf_toc_pages", "toc_lines_removed")
 
 
