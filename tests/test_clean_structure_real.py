@@ -150,3 +150,17 @@ def test_code_rule_passes_real_listings_and_catches_minified_code():
         doc = f"{prose}\n\n```js\n{code}\n```\n".encode()
         r = process_bytes(doc, {"type": "markdown", "source": name}, P)
         assert r["reason"] == reason, (name, r["reason"], r["detail"])
+
+
+def test_doxygen_source_listing_fenced_with_indentation():
+    """hwloc's Doxygen source pages: <div class="line"> rows, not <pre>; before, rows holding
+    links were dropped as navigation and the page rejected as mean_word_length."""
+    r = cleaned(need("hwloc", "a00146_source.html"))
+    assert r["reason"] is None, (r["reason"], r["detail"])
+    assert ("union hwloc_topology_diff_obj_attr_u {\n"
+            "  struct hwloc_topology_diff_obj_attr_generic_s {\n"
+            "    /* each part of the union must start with these */\n"
+            "    hwloc_topology_diff_obj_attr_type_t type;\n"
+            "  } generic;\n") in r["text"]
+    assert "Definition:" not in r["text"]  # hover tooltips are not source
+    assert_clean_structure(r["text"])

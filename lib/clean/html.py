@@ -33,6 +33,7 @@ BLOCKS = {"p", "div", "section", "article", "main", "body", "blockquote", "figur
           "summary", "center", "hr", "caption", "html"}
 _SKIP_STRINGS = (Comment, Declaration, Doctype, ProcessingInstruction)
 _BR = "\x01"
+_KEEP_SPACES = {"pre", "textarea", "div"}
 
 
 
@@ -162,7 +163,9 @@ class _Renderer:
 
 def extract_html(data: bytes, content_type: str | None, stats: Counter) -> Extracted:
     text = decode(data, declared_charset(data, content_type), stats)
-    soup = BeautifulSoup(text, "html.parser")
+    # bs4 shrinks a whitespace-only string to one space outside <pre>; Doxygen's listings
+    # indent with such strings between spans, inside <div class="line">
+    soup = BeautifulSoup(text, "html.parser", preserve_whitespace_tags=_KEEP_SPACES)
     title_tag = soup.title
     title = " ".join(title_tag.get_text().split()) if title_tag else ""
     _remove_boilerplate(soup, stats)
