@@ -2,8 +2,8 @@
 pdf_lines for a page, pdf_paragraphs for the prose). Across pages: running headers and footers
 (a top or bottom line on most pages), verbatim repeated pages and contents/index pages (toc.py)
 are removed; a document whose pages are mostly landscape is a slide deck (bullets, judged as a
-deck by the filters). Pages with no text
-layer are counted as scanned; encrypted and corrupt files are reported.
+deck by the filters). Pages with no text layer are counted as scanned; encrypted and corrupt
+files are reported.
 """
 from __future__ import annotations
 
