@@ -3,13 +3,22 @@ same run: poppler's pdftotext for PDFs and trafilatura for HTML.
 
 The documents are tests/real_docs.py's test bed (Debian documentation packages; .ci/run installs
 them) plus any --extra folders. Per kind (pdf, html) it prints JSON with
-  - recall: our kept text's non-space characters (NFKC, as a multiset) against the baseline's,
-    both raw and against the baseline's body (its lines that recur on half the pages removed);
+  - recall: our text's non-space characters (NFKC, as a multiset; every English document that
+    extracted, kept or not) against the baseline's, both raw and against the baseline's body
+    (without lines that recur on half the pages, dot-leader lines, and contents or index pages);
   - glued-word rate: tokens longer than 25 characters per 1,000 words, ours / baseline / bare;
   - nav strings left ("Up:", "Next:", "Previous:", "Return to" at a line start), U+FFFD left;
   - documents kept (ours) and documents the baseline returns text for;
   - throughput in MB/s of CPU time: bare extraction (PyMuPDF page.get_text() / BeautifulSoup
-    get_text()), our extraction only, our whole clean, and the baseline; ratio = clean / bare.
+    get_text()), our extraction only, our whole clean, and the baseline; ratio = clean / bare;
+  - structure (issue 23), measured here with the benchmark's own rules, not the cleaner's:
+    code lines kept as lines (a line set in a typewriter font that `pdftotext -layout` also
+    prints as a line, found as a whole line of our text; pdftotext -layout's own share beside
+    it), look-alike characters left (U+2215/U+2044 anywhere, U+2212 and curly quotes in fenced
+    code), dot-leader (table-of-contents) lines left, number-only headings, and on-topic
+    documents (groups marked "hpc") rejected, with their reasons;
+  - relevance: the score of on-topic ("hpc") and off-topic ("off") documents and how many of
+    each the default clean.min_relevance keeps.
 
     uv run python -m bench.bench_clean_real [--extra DIR ...]
 """
@@ -30,13 +39,23 @@ import trafilatura
 from bs4 import BeautifulSoup
 
 from lib.clean.config import CleanParams
-from lib.clean.extract import extract
+from lib.clean.extract import EXTRACT_REASONS, extract
 from lib.clean.language import identifier
 from lib.clean.pipeline import process_bytes
 from tests.real_docs import GROUPS, files, read
 
 P = CleanParams()
 NAV = re.compile(r"^\W*(Up|Next|Previous|Prev):|^\s*Return to\b", re.M)
+FENCE = re.compile(r"^\s*(```|~~~)")
+# typewriter fonts by name, and the monospace flag bit, as the benchmark's own reference
+TYPEWRITER = re.compile(r"mono|courier|cmtt|sftt|ectt|lmtt|txtt|inconsolata|consola|menlo", re.I)
+LOOK_ANYWHERE = re.compile("[\u2215\u2044]")
+LOOK_IN_CODE = re.compile("[\u2215\u2044\u2212\u2018\u2019\u201c\u201d]")
+ASCII = str.maketrans({"\u2215": "/", "\u2044": "/", "\u2212": "-", "\u2018": "'", "\u2019": "'",
+                       "\u201c": '"', "\u201d": '"', "\u2217": "*"})
+LEADER = re.compile(r"(?:\.\s?){4,}\s*\d{1,4}\s*$|^\s*(?:\.\s?){4,}\s*$")
+PAGE_REF = re.compile(r"[^\W\d_][^\d]*[\s,.]\d{1,4}\s*$")  # "Kernels . . 12", "palette, 184"
+NUMBER_HEADING = re.compile(r"^#{1,6}\s+[\d\W]+$")
 
 
 def nonspace(text: str) -> Counter:
@@ -53,10 +72,20 @@ def glue(text: str) -> tuple[int, int]:
 
 
 def body(text: str) -> str:
-    pages = text.split("\f")
+    """The baseline's pages without what a cleaner is meant to drop: lines recurring on half
+    the pages (running heads), dot-leader lines, and contents or index pages (most of their
+    lines end in a page number)."""
+    pages = [pg for pg in text.split("\f") if not numbered_page(pg)]
     counts = Counter(ln for pg in pages for ln in {" ".join(x.split()) for x in pg.split("\n")})
     common = {ln for ln, n in counts.items() if ln and len(pages) >= 3 and n >= len(pages) / 2}
-    return "\n".join(ln for pg in pages for ln in pg.split("\n") if " ".join(ln.split()) not in common)
+    return "\n".join(ln for pg in pages for ln in pg.split("\n")
+                     if " ".join(ln.split()) not in common and not LEADER.search(ln))
+
+
+def numbered_page(page: str) -> bool:
+    lines = [ln for ln in page.split("\n") if ln.strip()]
+    ending = sum(1 for ln in lines if PAGE_REF.search(ln))
+    return len(lines) >= 10 and ending >= 0.4 * len(lines)
 
 
 def cpu() -> float:
@@ -84,8 +113,65 @@ def baseline(kind: str, data: bytes) -> str:
     return out.stdout.decode("utf-8", "replace")
 
 
+def same(line: str) -> str:
+    """A line compared by its characters: look-alikes as ASCII, runs of spaces as one."""
+    return " ".join(unicodedata.normalize("NFKC", line.translate(ASCII)).split())
+
+
+def typewriter_lines(data: bytes) -> list[str]:
+    """Lines of 4+ non-space characters set wholly in a typewriter font."""
+    out = []
+    with pymupdf.open(stream=data, filetype="pdf") as doc:
+        for page in doc:
+            for block in page.get_text("dict")["blocks"]:
+                for line in block.get("lines", ()):
+                    spans = [sp for sp in line["spans"] if sp["text"].strip()]
+                    if spans and all(sp["flags"] & 8 or TYPEWRITER.search(sp["font"])
+                                     for sp in spans):
+                        text = same("".join(sp["text"] for sp in line["spans"]))
+                        if len(text.replace(" ", "")) >= 4:
+                            out.append(text)
+    return out
+
+
+def layout_lines(data: bytes) -> set[str]:
+    out = subprocess.run(["pdftotext", "-layout", "-enc", "UTF-8", "-", "-"], input=data,
+                         capture_output=True).stdout.decode("utf-8", "replace")
+    return {same(ln) for ln in out.split("\n")}
+
+
+def structure(text: str, kind: str, data: bytes) -> Counter:
+    """Look-alikes, leader lines and number-only headings left; for a PDF, its typewriter lines
+    that pdftotext -layout prints as lines, and how many of those our text has as lines."""
+    c = Counter()
+    in_code = False
+    for line in text.split("\n"):
+        if FENCE.match(line):
+            in_code = not in_code
+            continue
+        c["lookalikes_left"] += len((LOOK_IN_CODE if in_code else LOOK_ANYWHERE).findall(line))
+        if not in_code:
+            c["toc_lines_left"] += bool(LEADER.search(line))
+            c["number_only_headings"] += bool(NUMBER_HEADING.match(line))
+    if kind == "pdf":
+        code = typewriter_lines(data)
+        layout = layout_lines(data)
+        ours = {same(ln) for ln in text.split("\n")}
+        c["code_lines"] += len(code)
+        c["code_lines_layout"] += sum(1 for ln in code if ln in layout)
+        kept = sum(1 for ln in code if ln in layout and ln in ours)
+        c["code_lines_ours"] += kept
+        listed = sum(1 for ln in code if ln in layout)
+        if listed >= 10:  # a document with listings: its own share, so small ones count too
+            c["code_docs"] += 1
+            c["code_docs_share_milli"] += round(1000 * kept / listed)
+            c["code_docs_below_0.9"] += kept < 0.9 * listed
+    return c
+
+
 def collect(extra: list[str]) -> list[tuple[str, str, bool, bytes]]:
-    docs = [(str(p), g.kind, g.english, read(p)) for n, g in GROUPS.items() for p in files(n)]
+    docs = [(str(p), g.kind, g.english, read(p)) for n, g in GROUPS.items() for p in files(n)
+            if g.kind in ("pdf", "html")]
     for folder in extra:
         for p in sorted(Path(folder).rglob("*")):
             kind = "pdf" if p.suffix == ".pdf" else "html" if p.suffix in (".htm", ".html") else None
@@ -102,13 +188,17 @@ def measure(docs: list) -> dict[str, dict]:
         _, t_extract = timed(extract, data, kind, None, P, Counter())
         b, t_bare = timed(bare, kind, data)
         ref, t_base = timed(baseline, kind, data)
-        ours = r["text"] if r["reason"] is None else ""
+        # text quality is measured on every English document that extracted (kept or not: the
+        # TeX manuals of the bed are not HPC, and relevance, on by default, drops them), so
+        # that two versions of the cleaner are compared on the same documents
+        extracted = english and r["reason"] not in (*EXTRACT_REASONS, "missing_raw")
+        ours = r["text"] if extracted else ""
         a.update(docs=1, mb=len(data), english=english, kept=r["reason"] is None,
                  english_kept=english and r["reason"] is None,
                  foreign_rejected=not english and r["reason"] is not None,
                  baseline_nonempty=len(ref.split()) >= 50,
                  t_clean=t_clean, t_extract=t_extract, t_bare=t_bare, t_base=t_base)
-        if r["reason"] is None:
+        if extracted:
             ours_c = nonspace(ours)
             for name, ref_text in (("raw", ref), ("body", body(ref))):
                 hit, total = recall(ours_c, nonspace(ref_text))
@@ -118,7 +208,31 @@ def measure(docs: list) -> dict[str, dict]:
                 a.update({f"glue_{name}_long": long, f"glue_{name}_words": words})
             a.update(nav_ours=bool(NAV.search(ours)), nav_base=bool(NAV.search(ref)),
                      fffd_ours=ours.count("\ufffd") > 0)
+        if english:
+            a.update(structure(r.get("text") or "", kind, data))
+        if TOPIC.get(path) == "hpc" and r["reason"] is not None:
+            a["hpc_rejected"] += 1
+            a[f"hpc_rejected:{r['reason']}"] += 1
     return {kind: report(a) for kind, a in acc.items()}
+
+
+TOPIC = {str(p): g.topic for n, g in GROUPS.items() for p in files(n)}
+
+
+def relevance_split() -> dict:
+    """Relevance of on-topic and off-topic documents, and what the default threshold keeps."""
+    scores: dict[str, list[float]] = {"hpc": [], "off": []}
+    for name, g in GROUPS.items():
+        if g.topic not in scores:
+            continue
+        for p in files(name):
+            r = process_bytes(read(p), {"type": g.kind, "source": str(p)}, P)
+            if r.get("relevance") is not None:
+                scores[g.topic].append(r["relevance"])
+    return {"min_relevance": getattr(P, "min_relevance", 0.0),
+            **{t: {"docs": len(v), "kept_by_relevance": sum(x >= P.min_relevance for x in v),
+                   "min": min(v, default=None), "max": max(v, default=None)}
+               for t, v in scores.items()}}
 
 
 def report(a: Counter) -> dict:
@@ -138,6 +252,20 @@ def report(a: Counter) -> dict:
                          for k in ("bare", "extract", "clean", "base")},
         "cpu_ratio_clean_over_bare": round(a["t_clean"] / max(1e-9, a["t_bare"]), 2),
         "cpu_ratio_extract_over_bare": round(a["t_extract"] / max(1e-9, a["t_bare"]), 2),
+        "structure": {
+            "code_lines_typewriter_in_layout": a["code_lines_layout"],
+            "code_lines_kept_as_lines": round(a["code_lines_ours"] / max(1, a["code_lines_layout"]),
+                                              3),
+            "pdftotext_layout_share": round(a["code_lines_layout"] / max(1, a["code_lines"]), 3),
+            "docs_with_listings": a["code_docs"],
+            "code_lines_kept_as_lines_doc_mean": round(
+                a["code_docs_share_milli"] / 1000 / max(1, a["code_docs"]), 3),
+            "docs_below_0.9_of_code_lines": a["code_docs_below_0.9"],
+            "lookalikes_left": a["lookalikes_left"], "toc_lines_left": a["toc_lines_left"],
+            "number_only_headings": a["number_only_headings"],
+            "hpc_rejected": a["hpc_rejected"],
+            "hpc_rejected_reasons": {k.split(":", 1)[1]: v for k, v in sorted(a.items())
+                                     if k.startswith("hpc_rejected:")}},
     }
 
 
@@ -150,7 +278,7 @@ def main() -> None:
     t0 = time.perf_counter()
     results = measure(docs)
     print(json.dumps({"extra": args.extra, "seconds": round(time.perf_counter() - t0, 1),
-                      "results": results}, indent=2))
+                      "results": results, "relevance": relevance_split()}, indent=2))
 
 
 if __name__ == "__main__":

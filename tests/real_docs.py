@@ -21,6 +21,9 @@ class Group:
     paths: tuple[str, ...]  # globs under /usr/share/doc
     english: bool = True
     limit: int = 0        # at most this many files per glob (sorted), 0: all
+    topic: str = ""       # "hpc": on-topic, must be kept; "off": must be dropped as off_topic;
+                          # "": extraction material (TeX and Python manuals), neither
+    root: str = ""        # the folder the globs are under, when not /usr/share/doc
 
 
 GROUPS = {
@@ -43,11 +46,23 @@ GROUPS = {
     "faq_pdf_fr": Group("debian-faq-fr", "pdf", ("debian/FAQ/debian-faq.fr.pdf.gz",), english=False),
     "faq_pdf_ja": Group("debian-faq-ja", "pdf", ("debian/FAQ/debian-faq.ja.pdf.gz",), english=False),
     # HTML: an SSI-built site, doctext man pages, Sphinx, texinfo, Doxygen
-    "slurm": Group("slurm-wlm-doc", "html", ("slurm-wlm/html/*.html",), limit=40),
-    "mpich": Group("mpich-doc", "html", ("mpich-doc/html/www3/MPI_*.html",), limit=30),
+    "slurm": Group("slurm-wlm-doc", "html", ("slurm-wlm/html/*.html",), limit=40, topic="hpc"),
+    "mpich": Group("mpich-doc", "html", ("mpich-doc/html/www3/MPI_*.html",), limit=30,
+                   topic="hpc"),
     "python": Group("python3.11-doc", "html", ("python3.11/html/library/*.html",), limit=30),
-    "fftw": Group("libfftw3-doc", "html", ("libfftw3-dev/html/*.html",), limit=30),
-    "hwloc": Group("libhwloc-doc", "html", ("libhwloc-dev/html/*.html",), limit=20),
+    "fftw": Group("libfftw3-doc", "html", ("libfftw3-dev/html/*.html",), limit=30, topic="hpc"),
+    "hwloc": Group("libhwloc-doc", "html", ("libhwloc-dev/html/*.html",), limit=20, topic="hpc"),
+    # code listings in typewriter type: an HPC user's guide and a TeX package's manual
+    "mpich_guide": Group("mpich-doc", "pdf", ("mpich/user.pdf.gz", "mpich/install.pdf.gz"),
+                         topic="hpc"),
+    "listings": Group("texlive-latex-recommended-doc", "pdf",
+                      ("texlive-doc/latex/listings/listings.pdf",
+                       "texlive-doc/latex/fancyvrb/fancyvrb-doc.pdf")),
+    # off-topic for relevance: licences, and manuals of software outside the domain
+    "licences": Group("base-files", "text", ("*",), root="/usr/share/common-licenses", topic="off"),
+    "xslt_html": Group("libxslt1-dev", "html", ("libxslt1-dev/html/*.html",), topic="off"),
+    "bzip2_pdf": Group("bzip2-doc", "pdf", ("bzip2/manual.pdf.gz",), topic="off"),
+    "nettle_pdf": Group("nettle-dev", "pdf", ("nettle-dev/nettle.pdf.gz",), topic="off"),
     "faq_html_de": Group("debian-faq-de", "html", ("debian/FAQ/de/*.html",), english=False),
     "faq_html_fr": Group("debian-faq-fr", "html", ("debian/FAQ/fr/*.html",), english=False),
     "faq_html_ja": Group("debian-faq-ja", "html", ("debian/FAQ/ja/*.html",), english=False),
@@ -61,7 +76,8 @@ def files(name: str, limit: bool = True) -> list[Path]:
     group = GROUPS[name]
     out: list[Path] = []
     for pattern in group.paths:
-        found = sorted(p for p in DOC.glob(pattern) if p.is_file())
+        root = Path(group.root) if group.root else DOC
+        found = sorted(p for p in root.glob(pattern) if p.is_file())
         out.extend(found[:group.limit] if group.limit and limit else found)
     return out
 

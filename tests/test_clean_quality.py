@@ -11,7 +11,7 @@ from lib.clean.language import detect
 from lib.clean.text import prose
 from tests.hpc_text import GOOD, SENTENCES
 
-P = CleanParams()
+P = CleanParams(min_relevance=0.0)  # each rule on its own; off_topic has its own test below
 
 
 def check(text: str, p: CleanParams = P, link_chars: int = 0):
@@ -23,8 +23,27 @@ def check(text: str, p: CleanParams = P, link_chars: int = 0):
 
 def test_good_document_passes_every_rule():
     assert check(GOOD) is None
-    code_heavy = GOOD + "\n\n```c\n" + "x[i] = y[i] + z[i];\n" * 40 + "```"
-    assert check(code_heavy) is None  # repeated code lines are not prose repetition
+    code_heavy = GOOD + ("\n\n```c\n" + LISTING + "```") * 6
+    assert check(code_heavy) is None  # braces, operators, repeated "}": code, not junk
+
+
+# a stencil loop nest: few letters, many symbols, short lines that repeat ("}", "for (...)")
+LISTING = """#pragma omp parallel for collapse(2) schedule(static)
+for (int i = 1; i < n - 1; i++) {
+    for (int j = 1; j < m - 1; j++) {
+        b[i][j] = 0.25 * (a[i-1][j] + a[i+1][j] + a[i][j-1] + a[i][j+1]);
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("block", [
+    "x[i] = y[i] + z[i];\n" * 40,                                   # one line over and over
+    "".join(f"{'QUJDRA' * 30}{i:04d}==\n" for i in range(10)),       # base64 data
+    "var a=1;" * 80 + "\n",                                            # minified, one line
+])
+def test_code_junk_is_caught_by_the_code_rule(block):
+    assert check(GOOD + "\n\n```\n" + block + "```") == "code_junk"
 
 
 @pytest.mark.parametrize("text,reason", [
@@ -52,8 +71,10 @@ def test_each_rule_fires(text, reason):
 
 def test_link_list_rule_and_thresholds_come_from_params():
     assert check(GOOD, link_chars=len("".join(GOOD.split())) * 2 // 3) == "link_list"
-    assert check(GOOD, CleanParams(max_link_ratio=0.9), link_chars=len(GOOD) * 2 // 3) is None
-    assert check("The cache is close to the core and fast.", CleanParams(min_words=3)) is None
+    assert check(GOOD, CleanParams(max_link_ratio=0.9, min_relevance=0.0),
+                 link_chars=len(GOOD) * 2 // 3) is None
+    assert check("The cache is close to the core and fast.",
+                 CleanParams(min_words=3, min_relevance=0.0)) is None
 
 
 def test_repeated_lines_are_stripped_not_fatal():
@@ -73,10 +94,11 @@ def test_filters_list_is_the_only_source_of_reasons():
     assert len(set(reasons())) == len(reasons())
 
 
-def test_off_topic_only_with_a_threshold():
+def test_off_topic_on_by_default_and_zero_turns_it_off():
     doc = filters.Doc(GOOD, GOOD, relevance=0.5)
-    assert filters.off_topic(doc, P) is None  # off by default
-    assert filters.off_topic(doc, CleanParams(min_relevance=5.0)).startswith("0.50")
+    assert filters.off_topic(doc, CleanParams()).startswith("0.50")
+    assert filters.off_topic(doc, P) is None
+    assert filters.off_topic(filters.Doc(GOOD, GOOD, relevance=12.0), CleanParams()) is None
 
 
 def test_language_detection():
@@ -112,3 +134,24 @@ def test_bad_clean_params_are_one_clear_error(key, value, needle):
     from lib.core.params import ParamsError, from_mapping
     with pytest.raises(ParamsError, match=needle):
         from_mapping(CleanParams, {key: value}, "params.yaml: clean")
+
+
+def test_a_deck_is_judged_as_a_deck():
+    """Slides of short bullets, numbers and chart labels: a letter share that fails prose
+    (0.6) passes a deck (0.45); bullets are what a deck is made of."""
+    bullets = "\n".join(f"- {s}" for s in SENTENCES)
+    numbers = " ".join(f"{i}.{i} {2 * i}% 0.{i}" for i in range(60))  # a chart's labels: 0.49
+    deck = bullets + "\n" + numbers
+    text, _, removed = strip_repeats(deck)
+    as_prose = filters.Doc(text, prose(text), 0, removed, relevance=50.0)
+    as_deck = filters.Doc(text, prose(text), 0, removed, relevance=50.0, deck=True)
+    assert filters.alpha_ratio(as_prose, P) is not None
+    assert filters.alpha_ratio(as_deck, P) is None and filters.bullet_lines(as_deck, P) is None
+    assert filters.first_failure(as_deck, P) is None
+
+
+def test_a_code_page_is_judged_by_the_code_rule_only():
+    """A source file's page (Doxygen's *_source.html): the prose rules have nothing to judge."""
+    page = "# stencil.c\n\n" + ("```c\n" + LISTING + "```\n\n") * 8
+    assert check(page) is None
+    assert check("# app.min.js\n\n```js\n" + "var a=1;" * 200 + "\n```") == "code_junk"

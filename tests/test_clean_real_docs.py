@@ -113,8 +113,9 @@ def test_two_by_two_handout_reads_row_by_row():
     got = " ".join(extract_pdf(handout.tobytes(), Counter()).text.split())
     firsts = []
     for n in slides:
-        one = pymupdf.open()
-        one.insert_pdf(src, from_page=n, to_page=n)
+        one = pymupdf.open()  # the slide alone, on a page like the handout's (not a deck)
+        one.new_page(width=595, height=842).show_pdf_page(
+            pymupdf.Rect(20, 60, w - 20, h - 60), src, n)
         body = [ln for ln in extract_pdf(one.tobytes(), Counter()).text.split("\n") if len(ln) > 30]
         firsts.append(" ".join(body[0].split()))
     positions = [got.find(f) for f in firsts]

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from collections import Counter
 
+from lib.clean.lookalikes import count_left, fix_lookalikes
 from lib.clean.text import declared_charset, decode, fix_mojibake, normalise, prose, unwrap
+from lib.clean.toc import drop_leader_lines, is_toc_page
 
 
 def test_declared_charset_from_header_then_meta():
@@ -64,3 +66,27 @@ def test_unwrap_joins_prose_and_list_items_but_keeps_structure():
         "\n| a | b |\n| c | d |\n\n```\nint x;\nint y;\n```\n\n    indented code\n    more code\n"
         "\n> quoted\n> lines")
     assert stats["lines_unwrapped"] == 2
+
+
+def test_lookalikes_ascii_in_code_typography_kept_in_prose():
+    text = ("It\u2019s \u201cfast\u201d: 3 \u2212 2 and/or 1\u20442.\n\n```\n"
+            "\u2215\u2215 Kernel definition\nx = a \u2212 b; s = \u2018c\u2019; puts(\u201chi\u201d);\n```")
+    stats = Counter()
+    got = fix_lookalikes(text, stats)
+    assert got == ("It\u2019s \u201cfast\u201d: 3 \u2212 2 and/or 1/2.\n\n```\n"
+                   "// Kernel definition\nx = a - b; s = 'c'; puts(\"hi\");\n```")
+    assert stats["lookalikes_replaced"] == 8 and count_left(got) == 0
+    assert count_left(text) == 8
+
+
+def test_leader_lines_dropped_prose_ellipsis_kept():
+    text = ("5.1 Kernels . . . . . . . . . 12\n5.2 Memory Hierarchy.............14\n"
+            "The loop runs on . . . .\n```\nx = 1 . . . . 2\n```")
+    stats = Counter()
+    assert drop_leader_lines(text, stats) == "The loop runs on . . . .\n```\nx = 1 . . . . 2\n```"
+    assert stats["toc_lines_removed"] == 2
+    contents = ["Contents", "1 Introduction 1", "2 Getting Started", ". . . . . . . 3",
+                "2.1 Default Runtime Environment . . . . 4", "2.2 Jobs . . . . . . . 5"]
+    assert is_toc_page(contents)
+    assert not is_toc_page(["The cache holds recently used lines.", "A miss costs 200 cycles.",
+                            "Blocking keeps the working set small . . . . 3"])

@@ -11,8 +11,10 @@ from pathlib import Path
 
 from lib.clean.config import CleanParams
 from lib.clean.html import extract_html
+from lib.clean.lookalikes import fix_lookalikes
 from lib.clean.pdf import extract_pdf
 from lib.clean.text import compose_accents, decode, normalise, unwrap
+from lib.clean.toc import drop_leader_lines
 from lib.clean.types import Extracted
 from lib.formats.registry import FORMATS, load
 
@@ -43,12 +45,14 @@ def extract(data: bytes, type_: str, content_type: str | None, p: CleanParams,
     text = normalise(got.text, stats)
     for step in fmt.post:
         text = load(step)(text, p, stats)
+    # every format: look-alike characters and dot-leader lines (lib/clean/lookalikes.py, toc.py)
+    text = drop_leader_lines(fix_lookalikes(text, stats), stats)
     title = " ".join(normalise(got.title, Counter()).split())
     if not title:
         m = _HEADING.search(text)
         first = m.group(1) if m else next((ln for ln in text.split("\n") if ln.strip()), "")
         title = " ".join(first.split())[:200]
-    return Extracted(title, text, got.link_chars, None if text.strip() else "empty")
+    return Extracted(title, text, got.link_chars, None if text.strip() else "empty", got.deck)
 
 
 def html(data: bytes, content_type: str | None, p: CleanParams, stats: Counter) -> Extracted:

@@ -4,12 +4,14 @@ A filter takes the document (Doc) and the params and returns None when the docum
 a detail naming the measured value. Its name is the reject reason written to rejects.jsonl and
 the counter in data/stats/clean.json, so adding a filter is adding a function to FILTERS (and its
 threshold to CleanParams when it has one). Gopher-style ratios run on the prose outside code
-blocks, after repeated lines were removed as boilerplate (see boilerplate.py).
+blocks, after repeated lines were removed as boilerplate (see boilerplate.py); fenced code is
+judged by its own rule (code_junk), so a listing's braces and operators never count against it.
 """
 from __future__ import annotations
 
 import itertools
 import re
+from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Callable
@@ -24,6 +26,10 @@ _BULLET = re.compile(r"^\s*([-*+\u2022\u2023\u25e6\u2043]|\d+[.)])\s")
 _HEADING_MARK = re.compile(r"^#{1,6}\s", re.M)
 _LETTERS = re.compile(r"[^\W\d_]+")
 _P = np.uint64(1099511628211)
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_BLOB = re.compile(r"\S{120,}")   # a token this long is data (base64, hex, minified), not code
+_REPEATS = 10                    # ...and one line this often, half a block or more, is a loop of junk
+_CODE_LINE_MAX = 400             # characters: a longer code line is generated, not written
 
 
 @dataclass
@@ -33,6 +39,21 @@ class Doc:
     link_chars: int = 0       # non-space characters inside links
     boilerplate_chars: int = 0  # characters of the repeated lines removed before filtering
     relevance: float = 0.0    # domain terms per 1,000 words
+    deck: bool = False        # a slide deck: bullets and short lines by nature
+
+    @cached_property
+    def code_blocks(self) -> list[list[str]]:
+        """The non-blank lines of each fenced code block."""
+        out: list[list[str]] = []
+        in_code = False
+        for ln in self.text.split("\n"):
+            if _FENCE.match(ln):
+                in_code = not in_code
+                if in_code:
+                    out.append([])
+            elif in_code and ln.strip():
+                out[-1].append(ln)
+        return out
 
     @cached_property
     def words(self) -> list[str]:
@@ -85,11 +106,36 @@ def mean_word_length(d: Doc, p: CleanParams) -> str | None:
 
 
 def alpha_ratio(d: Doc, p: CleanParams) -> str | None:
+    """Letters among the prose's non-space characters. A deck has a lower bar: slides of short
+    bullets, numbers and chart labels carry fewer letters than prose (its code is fenced and
+    judged by code_junk)."""
     chars = "".join(d.words)
     if not chars:
         return None
     alpha = (len(chars) - len(_LETTERS.sub("", chars))) / len(chars)
-    return f"{alpha:.3f}" if alpha < p.min_alpha_ratio else None
+    least = p.min_deck_alpha_ratio if d.deck else p.min_alpha_ratio
+    return f"{alpha:.3f}" if alpha < least else None
+
+
+def code_junk(d: Doc, p: CleanParams) -> str | None:
+    """Code by its own rules (the prose rules never see it): a fenced block of data blobs,
+    generated or minified lines, or one line repeated over and over is junk, not a listing.
+    Real code repeats lines too ("}", "int sign, unsigned flags);" under each prototype), so a
+    block is repetition only when one line of 8+ characters is half its lines."""
+    chars = junk = 0
+    for block in d.code_blocks:
+        size = sum(map(len, block))
+        chars += size
+        counts = Counter(ln.strip() for ln in block if len(ln.strip()) >= 8)
+        top = counts.most_common(1)[0][1] if counts else 0
+        if top >= _REPEATS and top >= len(block) / 2:  # one line over and over: all of it junk
+            junk += size
+        else:
+            junk += sum(len(ln) for ln in block if len(ln) > _CODE_LINE_MAX or _BLOB.search(ln))
+    if chars < 200:
+        return None
+    share = junk / chars
+    return f"{share:.3f} of code characters junk" if share > p.max_code_junk_share else None
 
 
 def symbol_ratio(d: Doc, p: CleanParams) -> str | None:
@@ -108,6 +154,8 @@ def stop_words(d: Doc, p: CleanParams) -> str | None:
 
 
 def bullet_lines(d: Doc, p: CleanParams) -> str | None:
+    if d.deck:  # a deck is bullets by nature; its letters and relevance judge it
+        return None
     share = sum(1 for ln in d.lines if _BULLET.match(ln)) / max(1, len(d.lines))
     return f"{share:.3f}" if share > p.max_bullet_line_ratio else None
 
@@ -170,13 +218,23 @@ def dup_ngrams(d: Doc, p: CleanParams) -> str | None:
 # The order is the order they run in: cheap structural checks first, repetition last.
 FILTERS: list[Callable[[Doc, CleanParams], str | None]] = [
     link_list, boilerplate, too_short, too_long, language, off_topic, mean_word_length,
-    alpha_ratio, symbol_ratio, stop_words, bullet_lines, ellipsis_lines, top_ngram, dup_ngrams]
+    alpha_ratio, symbol_ratio, stop_words, bullet_lines, ellipsis_lines, code_junk, top_ngram,
+    dup_ngrams]
 REASONS = tuple(f.__name__ for f in FILTERS)
+
+
+# Rules that judge prose. A listing with next to no prose around it (a source file's page, a
+# page of shell commands) has none to judge: code_junk judges it, these are skipped.
+PROSE_RULES = frozenset({language, mean_word_length, alpha_ratio, symbol_ratio, stop_words,
+                         bullet_lines, ellipsis_lines, top_ngram, dup_ngrams})
 
 
 def first_failure(d: Doc, p: CleanParams) -> tuple[str, str] | None:
     """(reason, detail) of the first filter the document fails, or None."""
+    code_page = len(d.words) < p.min_words and bool(d.code_blocks)
     for f in FILTERS:
+        if code_page and f in PROSE_RULES:
+            continue
         detail = f(d, p)
         if detail is not None:
             return f.__name__, detail

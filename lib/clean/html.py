@@ -2,7 +2,8 @@
 
 Boilerplate (nav, header, footer, aside, scripts, forms, cookie banners, breadcrumbs, "edit this
 page" links) is removed; headings, lists and code blocks keep their structure as light Markdown,
-and <pre> keeps its line breaks and indentation inside ``` fences.
+and <pre> (and Doxygen's <div class="fragment"> listings) keep their line breaks and
+indentation inside ``` fences.
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from lib.clean.text import declared_charset, decode
 from lib.clean.types import Extracted
 
 # The counters this module adds to a document's stats (lib/clean/counters.py gathers them).
-COUNTERS = ("html_boilerplate_elements", "html_edit_links", "html_flat_fallback", "html_nav_lines")
+COUNTERS = ("html_boilerplate_elements", "html_code_fragments", "html_edit_links",
+            "html_flat_fallback", "html_nav_lines")
 DROP_TAGS = ["script", "style", "noscript", "nav", "header", "footer", "aside", "form", "iframe",
              "svg", "button", "template", "select", "input", "textarea", "object", "embed", "canvas"]
 DROP_ROLES = {"navigation", "banner", "contentinfo", "complementary", "search", "menu", "menubar"}
@@ -34,6 +36,7 @@ BLOCKS = {"p", "div", "section", "article", "main", "body", "blockquote", "figur
           "summary", "center", "hr", "caption", "html"}
 _SKIP_STRINGS = (Comment, Declaration, Doctype, ProcessingInstruction)
 _BR = "\x01"
+_KEEP_SPACES = {"pre", "textarea", "div"}
 
 
 
@@ -109,6 +112,9 @@ class _Renderer:
                 code = child.get_text().strip("\n")
                 if code.strip():
                     self.lines.extend(["```", *code.split("\n"), "```", ""])
+            elif name == "div" and "fragment" in (child.get("class") or ()):
+                self.flush()
+                self._fragment(child)
             elif name in HEADINGS:
                 self.flush()
                 # Sphinx and Doxygen put a "¶" permalink after every heading
@@ -136,6 +142,19 @@ class _Renderer:
             else:
                 self.walk(child, depth)
 
+    def _fragment(self, node: Tag) -> None:
+        """Doxygen's listings are not <pre>: one <div class="line"> per source line, its line
+        number in a <span class="lineno">. Fenced like <pre>, without the numbers."""
+        for span in node.find_all("span", class_="lineno"):
+            span.decompose()
+        rows = node.find_all("div", class_="line") or [node]
+        code = [row.get_text().rstrip() for row in rows]
+        while code and not code[-1].strip():
+            code.pop()
+        if any(ln.strip() for ln in code):
+            self.stats["html_code_fragments"] += 1
+            self.lines.extend(["```", *code, "```", ""])
+
     def _list(self, node: Tag, depth: int) -> None:
         items = [li for li in node.children if isinstance(li, Tag) and li.name == "li"]
         for i, li in enumerate(items, start=1):
@@ -147,7 +166,9 @@ class _Renderer:
 
 def extract_html(data: bytes, content_type: str | None, stats: Counter) -> Extracted:
     text = decode(data, declared_charset(data, content_type), stats)
-    soup = BeautifulSoup(text, "html.parser")
+    # bs4 shrinks a whitespace-only string to one space outside <pre>; Doxygen's listings
+    # indent with such strings between spans, inside <div class="line">
+    soup = BeautifulSoup(text, "html.parser", preserve_whitespace_tags=_KEEP_SPACES)
     title_tag = soup.title
     title = " ".join(title_tag.get_text().split()) if title_tag else ""
     _remove_boilerplate(soup, stats)

@@ -1,7 +1,9 @@
 """PDF to text with PyMuPDF: MuPDF's words and spaces, our layout clean-up on top (see
 pdf_lines for a page, pdf_paragraphs for the prose). Across pages: running headers and footers
-(a top or bottom line on most pages) and verbatim repeated pages are removed. Pages with no text
-layer are counted as scanned; encrypted and corrupt files are reported.
+(a top or bottom line on most pages), verbatim repeated pages and contents/index pages (toc.py)
+are removed; a document whose pages are mostly landscape is a slide deck (bullets, judged as a
+deck by the filters). Pages with no text layer are counted as scanned; encrypted and corrupt
+files are reported.
 """
 from __future__ import annotations
 
@@ -12,12 +14,14 @@ import pymupdf
 
 from lib.clean.pdf_lines import Line, page_lines, reading_order
 from lib.clean.pdf_paragraphs import append, body_size, paragraphs, resolve_hyphens
+from lib.clean.toc import is_toc_page, toc_run
 from lib.clean.types import Extracted
 
 # The counters this module adds to a document's stats (lib/clean/counters.py gathers them).
 COUNTERS = ("pdf_duplicate_pages_removed", "pdf_pages", "pdf_running_lines_removed",
-            "pdf_scanned_pages")
+            "pdf_scanned_pages", "pdf_toc_lines_removed", "pdf_toc_pages")
 _DIGITS = re.compile(r"\d+")
+_DECK_ASPECT = 1.2   # a page this much wider than tall is a slide (4:3 is 1.33, 16:9 is 1.78)
 
 
 def _edge_key(ln: Line, height: float) -> str | None:
@@ -27,16 +31,18 @@ def _edge_key(ln: Line, height: float) -> str | None:
     return None
 
 
-def _read_pages(doc, stats: Counter) -> tuple[list[tuple[float, list[Line]]], int]:
-    """(page height, lines in reading order) per page, and the number of image-only pages."""
-    pages, scanned = [], 0
+def _read_pages(doc, stats: Counter) -> tuple[list[tuple[float, list[Line]]], int, bool]:
+    """(page height, lines in reading order) per page, the number of image-only pages, and
+    whether the document is a slide deck (most pages landscape)."""
+    pages, scanned, landscape = [], 0, 0
     for page in doc:
         rect = page.rect  # a property that asks MuPDF each time: once per page
         lines = page_lines(page, stats, rect)
         if not lines and page.get_images(full=False):
             scanned += 1
+        landscape += rect.width > _DECK_ASPECT * rect.height
         pages.append((rect.height, reading_order(lines, rect.width, rect.height, stats)))
-    return pages, scanned
+    return pages, scanned, landscape > len(pages) / 2
 
 
 def _running_keys(pages: list[tuple[float, list[Line]]], share: float, min_pages: int) -> set[str]:
@@ -53,6 +59,14 @@ def _body_pages(pages, repeated: set[str], stats: Counter) -> list[list[Line]]:
     for h, lines in pages:
         kept = [ln for ln in lines if _edge_key(ln, h) not in repeated]
         stats["pdf_running_lines_removed"] += len(lines) - len(kept)
+        texts = [ln.text for ln in kept]
+        if is_toc_page(texts):
+            stats["pdf_toc_pages"] += 1
+            continue
+        run = toc_run(texts)
+        if run:
+            stats["pdf_toc_lines_removed"] += len(run)
+            kept = kept[:run.start] + kept[run.stop:]
         key = hash(tuple(ln.text for ln in kept))
         if key in seen:
             stats["pdf_duplicate_pages_removed"] += 1
@@ -75,7 +89,7 @@ def extract_pdf(data: bytes, stats: Counter, repeat_share: float = 0.5,
             return Extracted("", "", reason="pdf_corrupt")
         title = (doc.metadata or {}).get("title") or ""
         try:
-            pages, scanned = _read_pages(doc, stats)
+            pages, scanned, deck = _read_pages(doc, stats)
         except Exception:  # noqa: BLE001
             return Extracted(title, "", reason="pdf_corrupt")
     stats["pdf_pages"] += len(pages)
@@ -87,7 +101,7 @@ def extract_pdf(data: bytes, stats: Counter, repeat_share: float = 0.5,
     size = body_size(body)
     paras: list[str] = []
     for lines in body:
-        for para in paragraphs(lines, size, stats):
-            append(paras, para, stats)
+        for para in paragraphs(lines, size, stats, deck):
+            append(paras, para, stats, deck)
     text = resolve_hyphens("\n\n".join(paras), stats)
-    return Extracted(title or (paras[0][:200] if paras else ""), text)
+    return Extracted(title or (paras[0][:200] if paras else ""), text, deck=deck)

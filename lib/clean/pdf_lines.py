@@ -19,6 +19,7 @@ blocks that straddle the columns, while each line's box tells its column reliabl
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections import Counter
@@ -34,8 +35,14 @@ NUMBER_ONLY = re.compile(r"^\s*(?:[-\u2013\u2014(\[]?\s*(?:page\s+)?\d{1,5}(?:\s
 _MONO = 8          # span flag bit: monospaced font (get_text("dict") fallback)
 _GAP_EM = 0.25     # a gap between two runs wider than this (in font sizes) is a word space
 _LINE_GAP_EM = 0.8  # a gap wider than this ends the line (MuPDF's own line break, measured)
+_CODE_GAP_EM = 6.0  # the same between two monospaced runs
 _BACK_EM = 0.6     # a run may start this far left of the line's end (kerning, raised letters)
 _BAND_GAP = 0.03   # an empty horizontal strip this tall (share of page height) separates bands
+# Typewriter fonts by name: MuPDF's monospace flag and family come from the font's own metadata,
+# which TeX's Type 1 fonts (CMTT10 reports family "serif", flags 4) and many subsets leave unset.
+_MONO_NAME = re.compile(r"mono|courier|cmtt|sftt|ectt|tctt|lmtt|txtt|pcrr|nimbusmon|inconsolata|"
+                        r"consola|menlo|monaco|typewriter|cousine|andale|lucidacons|letter ?gothic|"
+                        r"sourcecode|firacode|cursor|fixed|\btt\d", re.I)
 _SCALE = 100.0     # MuPDF's JSON writes integer coordinates: ask for hundredths of a point
 
 pymupdf.TOOLS.mupdf_display_errors(False)
@@ -60,9 +67,15 @@ Run = tuple
 # key order is fixed; should it ever change, the count check in _runs falls back to json.loads.
 _JSON_RUN = re.compile(
     r'"type":"(\w+)"|"wmode":\d+,"bbox":\{"x":(-?\d+),"y":(-?\d+),"w":(-?\d+),"h":(-?\d+),'
-    r'"flags":\d+\},"font":\{"name":"[^"\\]*(?:\\.[^"\\]*)*","family":"(\w)[^"]*",'
+    r'"flags":\d+\},"font":\{"name":"([^"\\]*(?:\\.[^"\\]*)*)","family":"(\w)[^"]*",'
     r'"weight":"[^"]*","style":"[^"]*","size":(-?\d+)\},"x":-?\d+,"y":-?\d+,'
     r'"text":"([^"\\]*(?:\\.[^"\\]*)*)"\}')
+
+
+@functools.cache
+def is_mono_font(name: str) -> bool:
+    """A typewriter font by its name, the subset prefix ("QRHGHJ+") ignored."""
+    return bool(_MONO_NAME.search(name.rsplit("+", 1)[-1]))
 
 
 def _runs(page) -> list[Run | None]:
@@ -81,14 +94,15 @@ def _runs(page) -> list[Run | None]:
     s = 1 / _SCALE
     runs: list[Run | None] = []
     append = runs.append
-    for kind, x, y, w, h, family, size, text in found:
+    for kind, x, y, w, h, name, family, size, text in found:
         if kind:
             append(None)
             continue
         if "\\" in text:
             text = json.loads(f'"{text}"')
         x0, y0 = int(x) * s, int(y) * s
-        append((x0, y0, x0 + int(w) * s, y0 + int(h) * s, text, int(size) * s, family == "m"))
+        append((x0, y0, x0 + int(w) * s, y0 + int(h) * s, text, int(size) * s,
+                family == "m" or is_mono_font(name)))
     return runs
 
 
@@ -103,13 +117,14 @@ def _slow_runs(tp, js: str) -> list[Run | None]:
                 b, f = r["bbox"], r["font"]
                 x0, y0 = b["x"] * s, b["y"] * s
                 runs.append((x0, y0, x0 + b["w"] * s, y0 + b["h"] * s, r["text"],
-                             f["size"] * s, f["family"] == "monospace"))
+                             f["size"] * s, f["family"] == "monospace" or is_mono_font(f["name"])))
         return runs
     except (ValueError, KeyError, TypeError):
         runs = []
     for block in tp.extractDICT()["blocks"]:
         runs.append(None)
-        runs.extend((*sp["bbox"], sp["text"], sp["size"], bool(sp["flags"] & _MONO))
+        runs.extend((*sp["bbox"], sp["text"], sp["size"],
+                     bool(sp["flags"] & _MONO) or is_mono_font(sp["font"]))
                     for line in block.get("lines", ()) for sp in line["spans"])
     return runs
 
@@ -128,7 +143,9 @@ def _raw_lines(page) -> list[list]:
             cx1, cy0, cy1, big = cur[2], cur[1], cur[3], cur[5]
             if size > big:
                 big = size
-            if cx1 - _BACK_EM * big <= x0 <= cx1 + _LINE_GAP_EM * big:
+            # in a listing a wide gap is spaces (aligned comments), not the next column
+            reach = _CODE_GAP_EM if run[6] and cur[4][-1][6] else _LINE_GAP_EM
+            if cx1 - _BACK_EM * big <= x0 <= cx1 + reach * big:
                 low = y1 if y1 < cy1 else cy1
                 high = y0 if y0 > cy0 else cy0
                 least = y1 - y0 if y1 - y0 < cy1 - cy0 else cy1 - cy0
@@ -171,10 +188,19 @@ def _join(runs: list[Run]) -> str:
         text = run[4]
         if (prev is not None and not out[-1][-1:].isspace() and not text[:1].isspace()
                 and run[0] - prev[2] > _GAP_EM * min(run[5], prev[5])):
-            out.append(" ")
+            out.append(" " * _spaces(prev, run))
         out.append(text)
         prev = run
     return "".join(out).strip()
+
+
+def _spaces(prev: Run, run: Run) -> int:
+    """Spaces for the gap between two runs: one in prose; in code as many as the monospaced
+    character width fits, so the alignment of a listing survives."""
+    if not (prev[6] and run[6]) or len(prev[4]) < 2:
+        return 1
+    char = (prev[2] - prev[0]) / len(prev[4])
+    return max(1, round((run[0] - prev[2]) / char)) if char > 0 else 1
 
 
 def _margin_number(run: Run, left: float, right: float, neighbour: Run | None) -> bool:

@@ -77,7 +77,7 @@ def process_bytes(data: bytes, task: dict, p: CleanParams) -> dict:
         stats.update(boilerplate_docs=1, boilerplate_lines_removed=lines_removed,
                      boilerplate_chars_removed=chars_removed)
     body = prose(text)
-    doc = Doc(text, body, got.link_chars, chars_removed, relevance(body, _terms(p)))
+    doc = Doc(text, body, got.link_chars, chars_removed, relevance(text, _terms(p)), got.deck)
     out.update(title=got.title, text=text, chars=len(text), words=doc.total_words,
                relevance=doc.relevance)
     failed = first_failure(doc, p)

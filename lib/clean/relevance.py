@@ -1,6 +1,8 @@
 """A document's relevance to the domain: how many of its words are domain terms, per 1,000
 words. Cheap, explainable, and tuned by the term list in params.yaml (clean.domain_terms); it is
 recorded for every kept document so a threshold (clean.min_relevance) can be chosen from the data.
+It counts code as well as prose: MPI_Allreduce in a listing says as much about the topic as the
+word in a sentence.
 """
 from __future__ import annotations
 

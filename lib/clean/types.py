@@ -10,3 +10,4 @@ class Extracted:
     text: str
     link_chars: int = 0   # non-space characters inside links (for the link-list filter)
     reason: str | None = None
+    deck: bool = False    # a slide deck: filters judge it as a deck, not as prose
