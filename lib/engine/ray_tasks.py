@@ -14,6 +14,7 @@ import os
 import socket
 import uuid
 from collections import deque
+from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from lib.core.errors import UserError
@@ -45,9 +46,9 @@ def connect(workers: int) -> None:
     if ray.is_initialized():
         return
     address = os.environ.get("RAY_ADDRESS", "").strip()
-    cwd = os.getcwd()
-    # workers import lib from, and read data/raw relative to, the repository the stage runs in
-    runtime_env = {"env_vars": {"PYTHONPATH": cwd, "HPC_LM_ROOT": cwd}}
+    # workers import lib from this checkout and read data/raw relative to the stage's directory
+    code = str(Path(__file__).resolve().parents[2])
+    runtime_env = {"env_vars": {"PYTHONPATH": code, "HPC_LM_ROOT": os.getcwd()}}
     kwargs: dict[str, Any] = {"runtime_env": runtime_env, "logging_level": logging.WARNING,
                               "log_to_driver": False, "configure_logging": True}
     if address:
@@ -74,11 +75,11 @@ class RayEngine:
 
     def __init__(self, workers: int):
         self.workers = workers
+        connect(workers)  # now: a wrong RAY_ADDRESS stops the stage before any work
 
     def map_ordered(self, work: Work, items: Iterable[Any]) -> Iterator[Any]:
         import ray
 
-        connect(self.workers)
         remote = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False, num_cpus=1)(_task)
         window = 2 * max(1, int(ray.cluster_resources().get("CPU", 1)))
         work_ref, token = ray.put(work), uuid.uuid4().hex  # stored once in the object store
