@@ -52,7 +52,8 @@ def test_local_map_streams_with_bounded_work_in_flight():
 def _params(tmp_path: Path, engine: str) -> Path:
     text = (ROOT / "params.yaml").read_text()
     path = tmp_path / "params.yaml"
-    path.write_text(f"engine: {engine}\n" + text)
+    assert "\nengine: local\n" in text
+    path.write_text(text.replace("\nengine: local\n", f"\nengine: {engine}\n"))
     return path
 
 
