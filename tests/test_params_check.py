@@ -27,8 +27,8 @@ def shipped() -> dict:
 
 def test_the_shipped_params_pass(capsys):
     assert check_main(["--params", str(ROOT / "params.yaml")]) == 0
-    assert "ok (9 sections and the seed" in capsys.readouterr().out
-    assert set(SCHEMAS) | {"seed"} == set(SECTIONS)
+    assert "ok (9 sections, the seed and the engine" in capsys.readouterr().out
+    assert set(SCHEMAS) | {"seed", "engine"} == set(SECTIONS)
 
 
 def test_a_misspelt_section_is_named_with_a_guess(tmp_path):
