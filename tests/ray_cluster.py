@@ -25,28 +25,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ray(*args: str, timeout: int = 150, boost: bool = False) -> None:
+def _ray(*args: str, timeout: int = 150) -> None:
     env = {**os.environ, **SLOW_MACHINE}
     env.pop("RAY_ADDRESS", None)
-    # on a loaded machine a node's agents can miss the raylet's fixed ~15 s wait for their port
-    # files; a higher priority during start-up only (see _settle) gets them there in time
-    cmd = (["nice", "-n", "-10"] if boost and os.geteuid() == 0 else []) + [RAY, *args]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run([RAY, *args], env=env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise RuntimeError(f"ray {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
 
 
 def _agent_ports() -> list[str]:
-    """Fixed agent ports: with port 0 the raylet waits only ~15 s for each agent to write the
-    port it picked, which a loaded machine can miss (the node then fails to start)."""
+    """Fixed agent ports, so two nodes on one machine never race for one."""
     names = ("metrics-export-port", "dashboard-agent-grpc-port", "dashboard-agent-listen-port",
              "runtime-env-agent-port")
     return [f"--{name}={free_port()}" for name in names]
 
 
 def start(nodes: int = 2, attempts: int = 5) -> str:
-    """Start a head and ``nodes - 1`` workers; returns the address for RAY_ADDRESS. Retried: on a
-    loaded machine a node's agents can miss the raylet's fixed start-up wait."""
+    """Start a head and ``nodes - 1`` workers; returns the address for RAY_ADDRESS. Retried: the
+    raylet waits about 15 s (not configurable) for its agents to report their ports, and on a
+    loaded machine their Python start-up can take longer; the node then dies and we start over."""
     for attempt in range(attempts):
         try:
             return _start(nodes)
@@ -61,26 +58,12 @@ def _start(nodes: int) -> str:
     address = f"127.0.0.1:{free_port()}"
     _ray("start", "--head", f"--port={address.rsplit(':', 1)[1]}", "--node-ip-address=127.0.0.1",
          "--num-cpus=1", "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={TEMP}",
-         *_agent_ports(), boost=True)
+         *_agent_ports())
     for _ in range(nodes - 1):
         _ray("start", f"--address={address}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
-             "--disable-usage-stats", *_agent_ports(), boost=True)
-    _settle()
+             "--disable-usage-stats", *_agent_ports())
     wait_for_nodes(address, nodes)
     return address
-
-
-def _settle() -> None:
-    """Back to normal priority: the cluster's daemons (and the workers they will start) must not
-    crowd out the rest of the machine."""
-    import psutil
-
-    for proc in psutil.process_iter(["cmdline"]):
-        try:
-            if any(TEMP in part for part in proc.info["cmdline"] or []):
-                proc.nice(0)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
 
 
 def wait_for_nodes(address: str, nodes: int, timeout: float = 120) -> None:
