@@ -41,9 +41,8 @@ def _agent_ports() -> list[str]:
 
 
 def start(nodes: int = 2, attempts: int = 5) -> str:
-    """Start a head and ``nodes - 1`` workers; returns the address for RAY_ADDRESS. Retried: the
-    raylet waits about 15 s (not configurable) for its agents to report their ports, and on a
-    loaded machine their Python start-up can take longer; the node then dies and we start over."""
+    """Start a head and ``nodes - 1`` workers; returns the address for RAY_ADDRESS. Retried: on a
+    loaded machine a node can miss one of Ray's start-up waits and die; we then start over."""
     for attempt in range(attempts):
         try:
             return _start(nodes)
@@ -83,3 +82,19 @@ def wait_for_nodes(address: str, nodes: int, timeout: float = 120) -> None:
 def stop() -> None:
     """`ray stop` ends the Ray processes that `ray start` started for this user on this machine."""
     _ray("stop", "--force", timeout=120)
+
+
+class KillOnce:
+    """Wraps a Work's fn: the first call anywhere kills its own worker process (a lost node).
+    Here, not in a test module, so that Ray workers can import it as tests.ray_cluster."""
+
+    def __init__(self, fn, marker: str):
+        self.fn, self.marker = fn, marker
+
+    def __call__(self, item, state):
+        try:
+            fd = os.open(self.marker, os.O_CREAT | os.O_EXCL)
+        except FileExistsError:
+            return self.fn(item, state)
+        os.close(fd)
+        os._exit(1)
