@@ -10,14 +10,16 @@ from lib.core.errors import UserError
 from lib.core.figures import write_figures
 from lib.core.stage import run_stage, summary
 from lib.core.params import load_section
+from lib.engine import engine_for
 
 
 def main() -> None:
     params = load_section("clean", CleanParams)
-    metrics = clean(params)
+    engine = engine_for(params.workers)
+    metrics = clean(params, engine)
     write_figures("clean", metrics)  # per-rule and per-reason counts: data/stats/clean.json
     dropped = ", ".join(f"{k} {v}" for k, v in metrics["dropped"].items() if v) or "none"
-    summary("clean", f"kept {metrics['docs_kept']} of {metrics['docs_in']} documents (dropped: {dropped})",
+    summary("clean", f"kept {metrics['docs_kept']} of {metrics['docs_in']} documents (dropped: {dropped}) on {engine.name}",
             params.out_dir, metrics["seconds"])
     if metrics["docs_kept"] == 0:
         raise UserError("clean kept no documents; see data/clean/rejects.jsonl for the reasons and "

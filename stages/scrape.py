@@ -13,12 +13,18 @@ from lib.core.figures import write_figures
 from lib.core.stage import run_stage, summary
 from lib.core.params import load_section
 from lib.scrape import ScrapeParams, scrape
+from lib.scrape.run import skipped_kinds
 
 
 def main() -> None:
     params = load_section("scrape", ScrapeParams)
     metrics, manifest = scrape(params)
     write_figures("scrape", metrics)
+    for label, count in metrics["skipped_by_patterns"].items():
+        if count:
+            print(f"scrape: {label}: {count} files left out by its include/exclude patterns "
+                  f"({skipped_kinds(params.out_dir, label)}); names in {params.out_dir}/skipped.jsonl",
+                  file=sys.stderr)
     failed = [rec for rec in manifest if rec["status"] == "failed"]
     for rec in failed[:20]:
         print(f"scrape: {rec['source']}: {rec['reason']}", file=sys.stderr)

@@ -168,3 +168,31 @@ def test_parquet_dataset_one_document_per_record(tmp_path, monkeypatch):
     assert {m["source"] for m in manifest} == {"dump.parquet#R1", "dump.parquet#R2", "dump.parquet#R3"}
     stored = sorted((tmp_path / "raw" / "docs").iterdir())
     assert sorted(p.read_text() for p in stored) == sorted(t for t in texts if t)
+
+
+def test_patterns_that_skip_files_are_counted_and_named(tmp_path, monkeypatch):
+    """MPICH's real man pages mix .html and .htm: `include: ["*.html"]` leaves the .htm ones out,
+    and scrape says so per source, by count in its metrics and by name in skipped.jsonl."""
+    import stages.scrape as stage
+    from lib.core.stage import run_stage
+
+    www3 = Path("/usr/share/doc/mpich-doc/html/www3")
+    if not www3.is_dir():
+        pytest.skip("needs the Debian package mpich-doc (apt-get install mpich-doc)")
+    pages = sorted(www3.glob("MPI_Comm_*"))[:20] + sorted(www3.glob("MPI_ERR*.htm"))[:5]
+    src = tmp_path / "pages"
+    src.mkdir()
+    for page in pages:
+        (src / page.name).write_bytes(page.read_bytes())
+    htm = sorted(p.name for p in pages if p.suffix == ".htm")
+    assert htm and len(htm) < len(pages)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text(
+        "scrape:\n  sources:\n    - {path: pages, include: ['*.html']}\n    - {path: pages}\n"
+        "  cache_dir: ''\n  out_dir: raw\n")
+    run_stage(stage.main)
+    metrics = json.loads((tmp_path / "data" / "stats" / "scrape.json").read_text())  # every figure
+    assert metrics["skipped_by_patterns"] == {"sources[0]: pages": len(htm), "sources[1]: pages": 0}
+    skipped = [json.loads(line) for line in (tmp_path / "raw" / "skipped.jsonl").read_text().splitlines()]
+    assert [r["path"] for r in skipped] == [f"pages/{name}" for name in htm]
+    assert metrics["ok"] == len(pages) * 2 - len(htm)

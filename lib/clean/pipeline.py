@@ -2,8 +2,6 @@
 manifest order), then exact and near-duplicate removal in the parent; docs, rejects, metrics."""
 from __future__ import annotations
 
-import multiprocessing as mp
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,8 +22,9 @@ from lib.clean.relevance import relevance
 from lib.clean.text import prose
 from lib.core.errors import UserError
 from lib.core.io import JsonlWriter, iter_jsonl
+from lib.engine import Engine, Work
+from lib.engine.local import LocalEngine
 
-_PARAMS: CleanParams | None = None
 # The boilerplate step's counters (see lib/clean/counters.py).
 COUNTERS = ("boilerplate_chars_removed", "boilerplate_docs", "boilerplate_lines_removed")
 
@@ -37,14 +36,8 @@ def reasons() -> tuple[str, ...]:
     return ("missing_raw", *extract_reasons(), *FILTER_REASONS, "duplicate_exact", "duplicate_near")
 
 
-def _init(params: CleanParams) -> None:
-    global _PARAMS
-    _PARAMS = params
-
-
-def process(task: dict, p: CleanParams | None = None) -> dict:
+def process(task: dict, p: CleanParams) -> dict:
     """Everything that needs only one document. Returns a result dict (picklable)."""
-    p = p or _PARAMS
     if task.get("skip"):
         return _result(task, reason=task["skip"])
     data = read_raw(task["path"])
@@ -112,17 +105,15 @@ def _tasks(manifest: Path) -> Iterator[dict]:
         yield task
 
 
-def _results(tasks: Iterable[dict], p: CleanParams) -> Iterator[dict]:
-    if p.workers == 1:
-        for task in tasks:
-            yield process(task, p)
-        return
-    # fork: workers inherit the imported modules (PyMuPDF alone takes ~1.5 s to import) and the
-    # language model, loaded here once rather than once per worker
+def _worker_setup(p: CleanParams) -> CleanParams:
+    language_model()  # the language model, loaded once per worker process
+    return p
+
+
+def _results(tasks: Iterable[dict], p: CleanParams, engine: Engine) -> Iterator[dict]:
+    # loaded here first: forked local workers inherit it rather than loading it each
     language_model()
-    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    with mp.get_context(method).Pool(p.workers, initializer=_init, initargs=(p,)) as pool:
-        yield from pool.imap(process, tasks, chunksize=4)
+    yield from engine.map_ordered(Work(process, p, _worker_setup, batch=4), tasks)
 
 
 class _Deduplicator:
@@ -144,7 +135,9 @@ class _Deduplicator:
         return None, None
 
 
-def clean(p: CleanParams) -> dict:
+def clean(p: CleanParams, engine: Engine | None = None) -> dict:
+    """The clean stage on ``engine`` (default: ``p.workers`` local processes); the same bytes on any."""
+    engine = engine or LocalEngine(p.workers)
     manifest = Path(p.raw_dir) / "manifest.jsonl"
     if not manifest.exists():
         raise UserError(f"{manifest}: not found; run the scrape stage first (dvc repro scrape)")
@@ -156,7 +149,7 @@ def clean(p: CleanParams) -> dict:
     dedup = _Deduplicator(p)
     with JsonlWriter(Path(p.out_dir) / "docs.jsonl") as docs, \
             JsonlWriter(Path(p.out_dir) / "rejects.jsonl") as rejects:
-        for r in progress(_results(_tasks(manifest), p), desc="clean", unit="doc"):
+        for r in progress(_results(_tasks(manifest), p, engine), desc="clean", unit="doc"):
             m.update(docs_in=1, bytes_in=r["bytes"], chars_in=r["chars"], words_in=r["words"])
             rules.update(r["stats"])
             reason, detail = (r["reason"], r["detail"]) if r["reason"] else dedup.check(r)

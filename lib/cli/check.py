@@ -52,5 +52,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     errors = section_errors(args.params)
     if errors:
         raise UserError("\nerror: ".join(errors))
-    print(f"{args.params}: ok ({len(SCHEMAS)} sections and the seed, every key checked)")
+    print(f"{args.params}: ok ({len(SCHEMAS)} sections, the seed and the engine, every key checked)")
     return 0

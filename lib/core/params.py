@@ -20,10 +20,12 @@ from lib.core.errors import UserError
 
 PARAMS_FILE = "params.yaml"
 # The top-level sections of params.yaml: one per stage that has params, `attention` (read by pretrain,
-# sft and eval) and the global seed; exactly those dvc.yaml's stages declare; each but seed has its schema in
+# sft and eval), `engine` (where the data stages run; it changes no output, so no stage declares it)
+# and the global seed; exactly those dvc.yaml's stages declare; each but seed has its schema in
 # lib/cli/check.py's SCHEMAS (tests/test_params_check.py checks the three agree).
-SECTIONS = ("seed", "scrape", "clean", "corpus", "tokenizer", "pack", "pretrain", "sft", "eval", "attention")
-OPTIONAL_SECTIONS = ("attention",)  # absent: its defaults (learned attention)
+SECTIONS = ("seed", "engine", "scrape", "clean", "corpus", "tokenizer", "pack", "pretrain", "sft", "eval", "attention")
+OPTIONAL_SECTIONS = ("attention", "engine")  # absent: their defaults (learned attention, local)
+ENGINES = ("local", "ray")  # where the data stages run their per-document work (lib/engine)
 
 T = TypeVar("T")
 
@@ -60,6 +62,7 @@ def check_file(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
         raise ParamsError(f"{path}: missing section{'s' * (len(missing) > 1)} {', '.join(missing)}; "
                           f"add {'them' if len(missing) > 1 else 'it'} (see README 'Parameters')")
     load_seed(path)
+    load_engine(path)
     return data
 
 
@@ -68,6 +71,13 @@ def load_seed(path: str | Path = PARAMS_FILE) -> int:
     if "seed" not in data:
         raise ParamsError(f"{path}: missing key 'seed' (an integer used for all randomness)")
     return _convert(int, data["seed"], f"{path}: seed")
+
+
+def load_engine(path: str | Path = PARAMS_FILE) -> str:
+    """The data engine: ``local`` (processes on this machine, the default) or ``ray``. No stage
+    declares it in dvc.yaml: both engines give the same bytes, so switching reruns nothing."""
+    value = read_params(path).get("engine", "local")
+    return _convert(Literal[ENGINES], value, f"{path}: engine")
 
 
 def load_section(name: str, cls: type[T], path: str | Path = PARAMS_FILE) -> T:

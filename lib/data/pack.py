@@ -1,5 +1,5 @@
-"""Packing a corpus split into shards: stream the JSONL, encode chunks of documents in worker
-processes, write the results in corpus order.
+"""Packing a corpus split into shards: stream the JSONL, encode chunks of documents on the data
+engine (local processes or Ray), write the results in corpus order.
 
 Memory stays flat: the reader hands out chunks of about ``CHUNK_BYTES`` of raw lines, at most
 ``2 * workers`` chunks are in flight, and the writer streams each shard to disk. The output
@@ -7,11 +7,6 @@ depends only on the documents, never on the worker count or the chunking.
 """
 from __future__ import annotations
 
-import itertools
-import multiprocessing
-import threading
-from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -22,6 +17,8 @@ from lib.core.errors import UserError
 from lib.core.io import parse_jsonl_line
 from lib.core.params import check
 from lib.data.shards import DTYPE_CODES, DTYPES, SplitWriter, dtype_for_vocab
+from lib.engine import Engine, Work
+from lib.engine.local import LocalEngine
 from lib.tokenizer import Tokenizer
 
 CHUNK_BYTES = 1 << 20  # raw JSONL per task: large enough to hide the pickling, small for memory
@@ -71,17 +68,17 @@ def read_chunks(path: Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:
         yield Chunk(str(path), first, lines)
 
 
-_TOKENIZER: Tokenizer | None = None
+def _worker_state(context: tuple[bytes, str]) -> tuple[Tokenizer, str]:
+    model_bytes, dtype = context
+    return Tokenizer(model_bytes), dtype
 
 
-def _init_worker(model_bytes: bytes) -> None:
-    global _TOKENIZER
-    _TOKENIZER = Tokenizer(model_bytes)
+def _encode(chunk: Chunk, state: tuple[Tokenizer, str]) -> Encoded:
+    return encode_chunk(chunk, *state)
 
 
-def encode_chunk(chunk: Chunk, tokenizer: Tokenizer | None = None, dtype: str = "uint16") -> Encoded:
+def encode_chunk(chunk: Chunk, tok: Tokenizer, dtype: str = "uint16") -> Encoded:
     """Parse and encode one chunk of JSONL lines: BOS + tokens + EOS per document."""
-    tok = tokenizer or _TOKENIZER
     texts = []
     for i, line in enumerate(chunk.lines):
         if not line.strip():
@@ -103,32 +100,11 @@ def encode_chunk(chunk: Chunk, tokenizer: Tokenizer | None = None, dtype: str = 
     return Encoded(tokens, lengths, sum(len(t.encode("utf-8")) for t in texts))
 
 
-def encode_in_order(chunks: Iterator[Chunk], tokenizer: Tokenizer, dtype: str, workers: int) -> Iterator[Encoded]:
-    """Encoded chunks in input order; with ``workers`` > 1 a process pool encodes ahead, at most
-    ``2 * workers`` chunks at a time so memory does not grow with the corpus."""
-    chunks = iter(chunks)
-    head = list(itertools.islice(chunks, 2))
-    if workers == 1 or len(head) < 2:  # a pool is not worth starting for a single chunk
-        for chunk in itertools.chain(head, chunks):
-            yield encode_chunk(chunk, tokenizer, dtype)
-        return
-    chunks = itertools.chain(head, chunks)
-    # fork starts workers in milliseconds with everything imported; it is only safe while this
-    # process runs no other thread, else spawn a fresh interpreter per worker
-    single = threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("fork" if single else "spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(tokenizer.model_bytes,)) as pool:
-        pending: deque[Future] = deque()
-        try:
-            for chunk in chunks:
-                pending.append(pool.submit(encode_chunk, chunk, None, dtype))
-                if len(pending) >= 2 * workers:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for fut in pending:
-                fut.cancel()
+def encode_in_order(chunks: Iterator[Chunk], tokenizer: Tokenizer, dtype: str, engine: Engine) -> Iterator[Encoded]:
+    """Encoded chunks in input order; the engine encodes ahead a bounded number of chunks at a
+    time (local: ``2 * workers``), so memory does not grow with the corpus."""
+    work = Work(_encode, (tokenizer.model_bytes, dtype), _worker_state)
+    return engine.map_ordered(work, chunks)
 
 
 def token_dtype(vocab_size: int, dtype: str) -> str:
@@ -141,14 +117,16 @@ def token_dtype(vocab_size: int, dtype: str) -> str:
 
 
 def pack_split(corpus_file: Path, out_dir: Path, tokenizer: Tokenizer, params: PackParams,
-               chunk_bytes: int = CHUNK_BYTES) -> dict:
-    """Encode one corpus split into shards under ``out_dir``; returns the split's meta."""
+               chunk_bytes: int = CHUNK_BYTES, engine: Engine | None = None) -> dict:
+    """Encode one corpus split into shards under ``out_dir`` on ``engine`` (default: local
+    processes, ``params.workers``); returns the split's meta."""
+    engine = engine or LocalEngine(params.workers)
     dtype = token_dtype(tokenizer.vocab_size, params.dtype)
     writer = SplitWriter(out_dir, dtype, params.shard_tokens, tokenizer.vocab_size, tokenizer.sha256)
     text_bytes = 0
     try:
         chunks = read_chunks(corpus_file, chunk_bytes)
-        for enc in encode_in_order(chunks, tokenizer, dtype, params.workers):
+        for enc in encode_in_order(chunks, tokenizer, dtype, engine):
             writer.add_docs(enc.tokens, enc.lengths)
             text_bytes += enc.text_bytes
         info = writer.close()

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
-from lib.core.io import atomic_path, write_jsonl
+from lib.core.io import atomic_path, iter_jsonl, write_jsonl
 from lib.scrape.cache import HttpCache
 from lib.scrape.config import ScrapeParams, Source
 from lib.scrape.http import Fetcher, FetchResult, normalise_url
@@ -36,6 +36,7 @@ class _Run:
         self.fetcher = _SafeFetcher(params, HttpCache(params.cache_dir) if params.cache_dir else None)
         self.records: list[tuple[tuple[int, int], dict]] = []
         self.not_modified = 0
+        self.skipped: dict[str, list[str]] = {}  # per path source: files its patterns left out
 
     def add(self, key: tuple[int, int], rec: dict) -> None:
         self.records.append((key, rec))
@@ -50,7 +51,8 @@ class _Run:
         self.add(key, rec)
 
     def local(self, idx: int, src: Source) -> None:
-        for j, (name, path) in enumerate(local_files(src)):
+        skipped = self.skipped.setdefault(f"sources[{idx}]: {src.path or src.url}", [])
+        for j, (name, path) in enumerate(local_files(src, skipped)):
             url = src.url  # a file:// URL source keeps its URL; a path source has none
             if path is None:
                 self.add((idx, j), record(name, url, reason="not_found"))
@@ -126,6 +128,8 @@ def scrape(params: ScrapeParams) -> tuple[dict, list[dict]]:
         run.urls(urls)
         manifest = [rec for _, rec in sorted(run.records, key=lambda kr: kr[0])]
         write_jsonl(Path(tmp) / "manifest.jsonl", manifest)
+        write_jsonl(Path(tmp) / "skipped.jsonl", [{"source": label, "path": name, "reason": "include_exclude"}
+                                                  for label, names in run.skipped.items() for name in names])
     return _metrics(manifest, run, time.perf_counter() - t0), manifest
 
 
@@ -140,5 +144,14 @@ def _metrics(manifest: list[dict], run: _Run, seconds: float) -> dict:
         "unique_docs": len(run.store.written),
         "docs_by_type": dict(sorted(run.store.types.items())),
         "not_modified": run.not_modified,
+        # per local source, the files its include/exclude patterns left out (names: skipped.jsonl)
+        "skipped_by_patterns": {label: len(names) for label, names in run.skipped.items()},
         "seconds": round(seconds, 3),
     }
+
+
+def skipped_kinds(out_dir: str, label: str) -> str:
+    """'.htm 10, .shtml 2': the extensions of what a source's patterns skipped, most first."""
+    exts = Counter(Path(rec["path"]).suffix.lower() or "(none)"
+                   for _, rec in iter_jsonl(Path(out_dir) / "skipped.jsonl") if rec["source"] == label)
+    return ", ".join(f"{ext} {n}" for ext, n in exts.most_common())

@@ -35,8 +35,11 @@ def _matches(rel: str, include: list[str], exclude: list[str]) -> bool:
     return not any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(name, p) for p in exclude)
 
 
-def local_files(src: Source) -> Iterator[tuple[str, Path | None]]:
-    """(display name, path or None when missing) for a path source, sorted, hidden files skipped."""
+def local_files(src: Source, skipped: list[str] | None = None) -> Iterator[tuple[str, Path | None]]:
+    """(display name, path or None when missing) for a path source, sorted, hidden files skipped.
+    Files that the source's include/exclude patterns leave out are appended to ``skipped`` (by
+    display name), so a pattern that drops more than meant (``*.html`` drops ``.htm``) shows."""
+    skipped = [] if skipped is None else skipped
     raw = src.path if src.path is not None else url2pathname(urlsplit(src.url).path)
     given = Path(raw)
     if any(ch in raw for ch in "*?["):
@@ -47,6 +50,8 @@ def local_files(src: Source) -> Iterator[tuple[str, Path | None]]:
         for f in files:
             if _matches(f.as_posix(), src.include, src.exclude):
                 yield display_path(f), f
+            else:
+                skipped.append(display_path(f))
     elif given.is_dir():
         for dirpath, dirnames, filenames in os.walk(given):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -56,6 +61,8 @@ def local_files(src: Source) -> Iterator[tuple[str, Path | None]]:
                 f = Path(dirpath) / name
                 if _matches(f.relative_to(given).as_posix(), src.include, src.exclude):
                     yield display_path(f), f
+                else:
+                    skipped.append(display_path(f))
     elif given.is_file():
         yield display_path(given), given
     else:
