@@ -193,3 +193,53 @@ def test_dataloader_pins_a_batch_through_its_own_method(monkeypatch):
     b = Batch.from_rows(np.arange(18, dtype=np.int64).reshape(2, 9))
     monkeypatch.setattr(Batch, "pin_memory", lambda self: ("pinned", self))
     assert pin_memory(b) == ("pinned", b)
+
+
+def _window_starts(val_shards, batches) -> list[int]:
+    """Each window's start as a token offset into the split's shards laid end to end."""
+    flat = np.concatenate([np.asarray(s.tokens) for s in val_shards]).astype(np.int64)
+    offsets = np.cumsum([0] + [len(s.tokens) for s in val_shards])
+    starts = []
+    for row in torch.cat([torch.cat([b.inputs, b.targets[:, -1:]], 1) for b in batches]).numpy():
+        # a window never crosses a shard: find it inside one shard's slice of the flat split
+        hits = [int(o) + int(i) for o, e in zip(offsets[:-1], offsets[1:])
+                for i in np.flatnonzero(np.lib.stride_tricks.sliding_window_view(flat[o:e], len(row))
+                                        .__eq__(row).all(1))]
+        assert hits, "every window is a whole slice of one shard"
+        starts.append(hits[0])
+    return starts
+
+
+def test_capped_val_pass_spreads_over_the_whole_split(val_shards):
+    seq, batch = 16, 2
+    total = sum(len(s.tokens) for s in val_shards)
+    assert len(val_shards) >= 3  # many documents over several shards
+    capped = list(val_windows(val_shards, seq, batch, max_batches=3))
+    assert [b.inputs.shape for b in capped] == [(batch, seq)] * 3  # whole windows only
+    starts = _window_starts(val_shards, capped)
+    assert starts == sorted(starts) and starts[0] == 0
+    # six windows at a stride of a sixth of the split: the last starts in its last sixth, and no
+    # gap between neighbours is much above the stride (the first windows in order sat in shard 0)
+    assert starts[-1] > total * 5 / 6 - 2 * seq
+    assert max(np.diff(starts)) < total / 6 + 2 * seq
+    again = list(val_windows(val_shards, seq, batch, max_batches=3))
+    assert all(torch.equal(a.inputs, b.inputs) for a, b in zip(capped, again))  # same every validation
+
+
+def test_val_pass_capped_at_the_split_is_the_whole_split(val_shards):
+    seq = 16
+    whole = torch.cat([b.inputs for b in val_windows(val_shards, seq, batch_size=4)])
+    enough = -(-len(whole) // 4)
+    for cap in (enough, enough + 5):
+        assert torch.equal(torch.cat([b.inputs for b in val_windows(val_shards, seq, 4, max_batches=cap)]), whole)
+    assert len(torch.cat([b.inputs for b in val_windows(val_shards, seq, 4, max_batches=enough - 1)])) == 4 * (enough - 1)
+
+
+def test_capped_val_ranks_share_the_spread_windows(val_shards):
+    seq, batch, cap = 16, 2, 3
+    one = torch.cat([b.inputs for b in val_windows(val_shards, seq, batch, max_batches=cap * 3)])
+    parts = [torch.cat([b.inputs for b in val_windows(val_shards, seq, batch, cap, rank=r, world_size=3)])
+             for r in range(3)]
+    assert all(len(p) == batch * cap for p in parts)
+    for r in range(3):
+        assert torch.equal(parts[r], one[r::3])

@@ -12,6 +12,7 @@ from lib.core.errors import UserError
 from lib.core.params import ParamsError, from_mapping
 from lib.model.config import ModelConfig
 from lib.model.gpt import GPT
+from lib.train.muon import BatchedMuon
 from lib.train.optim import MuonAdamW, OptimParams, build_optimizer, param_roles, set_lr
 
 CPU = torch.device("cpu")
@@ -95,11 +96,40 @@ def test_muon_update_is_orthogonalised():
     # One Muon step from zero momentum moves a matrix by lr * NS(grad): singular values near 1,
     # whatever the gradient's scale.
     w = torch.nn.Parameter(torch.zeros(16, 32))
-    opt = torch.optim.Muon([w], lr=1.0, weight_decay=0.0, momentum=0.0, nesterov=False)
+    opt = BatchedMuon([w], lr=1.0, weight_decay=0.0, momentum=0.0, nesterov=False)
     w.grad = torch.randn(16, 32) * 1e-3
     opt.step()
     s = torch.linalg.svdvals(w.detach())
     assert 0.5 < s.min() and s.max() < 1.5
+
+
+def _hidden_shapes():
+    """Matrices of three shapes (square, wide, tall; several of each) with fixed gradients."""
+    torch.manual_seed(3)
+    shapes = [(24, 24)] * 3 + [(24, 64)] * 2 + [(64, 24)] * 2 + [(8, 40)]
+    return [torch.nn.Parameter(torch.randn(*s) * 0.1) for s in shapes]
+
+
+@pytest.mark.parametrize("nesterov,decay", [(True, 0.0), (True, 0.1), (False, 0.01)])
+def test_batched_muon_matches_torch_muon(nesterov, decay):
+    """Same maths as torch.optim.Muon, to bf16 rounding, over steps with momentum and decay; the
+    state is the same too, so either loads the other's."""
+    ours, theirs = _hidden_shapes(), _hidden_shapes()
+    kw = dict(lr=0.02, weight_decay=decay, momentum=0.95, nesterov=nesterov)
+    a, b = BatchedMuon(ours, **kw), torch.optim.Muon(theirs, **kw)
+    start = [p.detach().clone() for p in ours]
+    for i in range(6):
+        g = torch.Generator().manual_seed(i)
+        for p, q in zip(ours, theirs):
+            p.grad = torch.randn(p.shape, generator=g)
+            q.grad = p.grad.clone()
+        a.step()
+        b.step()
+    for p, q, s in zip(ours, theirs, start):
+        moved = (q.detach() - s).norm()
+        assert (p.detach() - q.detach()).norm() < 0.01 * moved  # bf16 rounding at most (0 on our CPU)
+    b.load_state_dict(_roundtrip(a.state_dict()))
+    assert all(torch.equal(a.state[p]["momentum_buffer"], b.state[q]["momentum_buffer"]) for p, q in zip(ours, theirs))
 
 
 def _roundtrip(state: dict) -> dict:

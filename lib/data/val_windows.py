@@ -1,5 +1,10 @@
 """Validation batches: fixed, non-overlapping windows over the val shards, the same on every call
-(pretrain's periodic val loss, and eval's exact bits per byte with ``tails``)."""
+(pretrain's periodic val loss, and eval's exact bits per byte with ``tails``).
+
+A capped pass (``max_batches``) spreads its windows over the whole split at a fixed stride
+rather than taking the first ones: the first few windows are one or two documents, whose loss
+can sit far from the split's (at 6 x 384 the first 8 batches read 5.33 where the split read 4.97).
+"""
 from __future__ import annotations
 
 import itertools
@@ -16,6 +21,10 @@ def val_windows(shards: list[Shard], seq_len: int, batch_size: int, max_batches:
                 rank: int = 0, world_size: int = 1, pin_memory: bool = False, tails: bool = False) -> Iterator[Batch]:
     """Non-overlapping windows of ``seq_len + 1`` tokens covering every shard once, in order, batched.
 
+    With ``max_batches`` the pass takes ``max_batches * batch_size * world_size`` of the windows,
+    evenly spaced over the split (window ``floor(i * n / k)`` of ``n``, in order), so a short
+    validation samples every part of it; when that covers the split it is the whole split.
+
     ``tails`` adds each shard's shorter last window (batched by equal length after the full
     ones, so no padding is needed), so that every token but a shard's first is predicted exactly
     once: what eval's exact bits per byte needs. Under DDP rank ``r`` takes windows
@@ -25,22 +34,35 @@ def val_windows(shards: list[Shard], seq_len: int, batch_size: int, max_batches:
     if tails and world_size != 1:
         raise ValueError("tails=True is for one process: a rank's share would need padding")
     pin = pin_memory and torch.cuda.is_available()
-    batches = itertools.chain(_full_batches(shards, seq_len, batch_size, rank, world_size),
+    take = None if max_batches is None else max_batches * batch_size * world_size
+    batches = itertools.chain(_full_batches(shards, seq_len, batch_size, rank, world_size, take),
                               _tail_batches(shards, seq_len, batch_size) if tails else ())
     for rows in itertools.islice(batches, max_batches):
         yield Batch.from_rows(rows, pin)
 
 
-def _full_batches(shards: list[Shard], seq_len: int, batch_size: int, rank: int, world_size: int):
-    counts = [max(0, (len(shard.tokens) - 1) // seq_len) for shard in shards]
-    usable = sum(counts) - sum(counts) % world_size
-    starts = ((s, w * seq_len) for s, n in enumerate(counts) for w in range(n))
-    mine = itertools.islice(starts, rank, usable, world_size)
-    while picked := list(itertools.islice(mine, batch_size)):
-        rows = np.empty((len(picked), seq_len + 1), dtype=np.int64)
-        for k, (s, b) in enumerate(picked):
+def _full_batches(shards: list[Shard], seq_len: int, batch_size: int, rank: int, world_size: int,
+                  take: int | None = None):
+    counts = np.array([max(0, (len(shard.tokens) - 1) // seq_len) for shard in shards], dtype=np.int64)
+    picks = spread_picks(int(counts.sum()), take)
+    picks = picks[:len(picks) - len(picks) % world_size][rank::world_size]
+    ends = np.cumsum(counts)  # window j lies in the first shard whose end exceeds j
+    shard_of = np.searchsorted(ends, picks, side="right")
+    begins = (picks - (ends[shard_of] - counts[shard_of])) * seq_len
+    for i in range(0, len(picks), batch_size):
+        where = list(zip(shard_of[i:i + batch_size].tolist(), begins[i:i + batch_size].tolist()))
+        rows = np.empty((len(where), seq_len + 1), dtype=np.int64)
+        for k, (s, b) in enumerate(where):
             rows[k] = shards[s].tokens[b:b + seq_len + 1]
         yield rows
+
+
+def spread_picks(n: int, take: int | None) -> np.ndarray:
+    """Indices of ``take`` of ``n`` windows at a fixed (fractional) stride ``n / take``, starting at
+    0, ascending and distinct; all ``n`` when ``take`` is None or not smaller."""
+    if take is None or take >= n:
+        return np.arange(n, dtype=np.int64)
+    return np.arange(take, dtype=np.int64) * n // take
 
 
 def _tail_batches(shards: list[Shard], seq_len: int, batch_size: int):

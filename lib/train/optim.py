@@ -8,8 +8,8 @@ anything else below 2-D, never weight-decayed.
 * ``adamw``: AdamW for every role (fused on CUDA), at ``lr`` unless ``embed_lr`` / ``head_lr``
   give those roles their own. With neither set, the groups are exactly the original two
   (matrices decayed, gains not).
-* ``muon``: ``torch.optim.Muon`` (momentum, then a Newton-Schulz orthogonalisation of the update)
-  for the hidden matrices at ``muon_lr``; AdamW for embeddings, head and gains. Muon is defined
+* ``muon``: Muon (momentum, then a Newton-Schulz orthogonalisation of the update; torch's,
+  batched over same-shape matrices: ``lib.train.muon``) for the hidden matrices at ``muon_lr``; AdamW for embeddings, head and gains. Muon is defined
   for matrices that map a hidden state to a hidden state: an embedding is a lookup table and the
   head's rows are per-token, so they keep Adam's per-coordinate steps.
 
@@ -30,6 +30,7 @@ import torch.nn as nn
 
 from lib.core.errors import UserError
 from lib.core.params import check, check_choice
+from lib.train.muon import BatchedMuon
 
 Roles = dict[str, list[nn.Parameter]]
 
@@ -137,8 +138,8 @@ def muon(roles: Roles, p: OptimParams, target: Target):
     if not roles["hidden"]:
         raise UserError("optimizer: muon found no trainable hidden matrices (LoRA? use optimizer: adamw)")
     hidden = {"params": roles["hidden"], "lr": p.muon_lr, "role": "hidden"}
-    matrices = torch.optim.Muon([hidden], lr=p.muon_lr, weight_decay=p.muon_weight_decay,
-                                momentum=p.muon_momentum, nesterov=True)
+    matrices = BatchedMuon([hidden], lr=p.muon_lr, weight_decay=p.muon_weight_decay,
+                           momentum=p.muon_momentum, nesterov=True)
     rest = torch.optim.AdamW(role_groups(roles, p, with_hidden=False), lr=p.lr, betas=(p.beta1, p.beta2),
                              fused=target.fused)
     return MuonAdamW(matrices, rest)
