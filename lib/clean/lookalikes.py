@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from lib.clean.text import fenced_lines
+
 # the counters this module adds to the clean metrics (lib/clean/counters.py gathers them)
 COUNTERS = ("lookalikes_replaced",)
 
@@ -38,7 +40,6 @@ IN_CODE = {
 _EVERYWHERE_RE = re.compile("[" + "".join(EVERYWHERE) + "]")
 _CODE_RE = re.compile("[" + "".join({**EVERYWHERE, **IN_CODE}) + "]")
 _CODE_TABLE = str.maketrans({**EVERYWHERE, **IN_CODE})
-_FENCE = re.compile(r"^\s*(```|~~~)")
 
 
 def fix_lookalikes(text: str, stats: Counter) -> str:
@@ -46,10 +47,9 @@ def fix_lookalikes(text: str, stats: Counter) -> str:
     if not _CODE_RE.search(text):
         return text
     out: list[str] = []
-    in_code = False
-    for line in text.split("\n"):
-        if _FENCE.match(line):
-            in_code = not in_code
+    for line, in_code in fenced_lines(text):
+        if in_code is None:  # the fence line itself
+            pass
         elif in_code:
             n = len(_CODE_RE.findall(line))
             if n:
@@ -66,10 +66,5 @@ def fix_lookalikes(text: str, stats: Counter) -> str:
 
 def count_left(text: str) -> int:
     """Look-alikes a cleaned text still holds where the table says they should not be."""
-    in_code, n = False, 0
-    for line in text.split("\n"):
-        if _FENCE.match(line):
-            in_code = not in_code
-        else:
-            n += len((_CODE_RE if in_code else _EVERYWHERE_RE).findall(line))
-    return n
+    return sum(len((_CODE_RE if in_code else _EVERYWHERE_RE).findall(line))
+               for line, in_code in fenced_lines(text) if in_code is not None)

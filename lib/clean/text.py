@@ -6,6 +6,7 @@ import codecs
 import re
 import unicodedata
 from collections import Counter
+from typing import Iterator
 
 # The counters this module adds to a document's stats (lib/clean/counters.py gathers them).
 COUNTERS = ("charset_sniffed", "charset_unknown_declared", "control_chars_stripped",
@@ -133,13 +134,23 @@ def compose_accents(text: str, stats: Counter) -> str:
     return _ACCENT_LETTER.sub(fix, text)
 
 
-def tidy_whitespace(text: str) -> str:
-    """Collapse runs of spaces and blank lines outside fenced code; inside, only trim line ends."""
-    out: list[str] = []
+def fenced_lines(text: str) -> Iterator[tuple[str, bool | None]]:
+    """Each line of ``text`` with where it stands: None for a fence line (``` or ~~~), True inside
+    fenced code, False in prose. The one place that tracks fences line by line."""
     in_code = False
     for line in text.split("\n"):
         if _FENCE.match(line):
             in_code = not in_code
+            yield line, None
+        else:
+            yield line, in_code
+
+
+def tidy_whitespace(text: str) -> str:
+    """Collapse runs of spaces and blank lines outside fenced code; inside, only trim line ends."""
+    out: list[str] = []
+    for line, in_code in fenced_lines(text):
+        if in_code is None:
             out.append(line.strip())
             continue
         if in_code:

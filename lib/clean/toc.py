@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from lib.clean.text import fenced_lines
+
 # the counters this module adds to the clean metrics (lib/clean/counters.py gathers them)
 COUNTERS = ("toc_lines_removed",)
 
@@ -30,7 +32,6 @@ _INDEX_ENTRY = re.compile(r"^[^\W\d_].{0,60}?,\s*\d{1,4}(?:\s*[-\u2013]\s*\d{1,4
                           r"(?:,\s*\d{1,4}(?:\s*[-\u2013]\s*\d{1,4})?)*\s*$")
 _TOC_TITLE = re.compile(r"^\W*(table of )?contents|^\W*list of (figures|tables|listings)|^\W*index\b",
                         re.I)
-_FENCE = re.compile(r"^\s*(```|~~~)")
 _SECTION = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2})*|[A-Z])\.?\s+[^\W\d_]")
 _NUMBER = re.compile(r"^\s*(?:\d{1,4}(?:\.\d{1,3})*|[ivxlc]{1,6})\s*$", re.I)
 _SHORT_TITLE = re.compile(r"^[^\W\d_][^.!?:;]*$")  # no sentence end: a title, not prose
@@ -98,11 +99,8 @@ def drop_leader_lines(text: str, stats: Counter) -> str:
     if "...." not in text and ". . . ." not in text and "\u2026" not in text:
         return text
     out: list[str] = []
-    in_code = False
-    for line in text.split("\n"):
-        if _FENCE.match(line):
-            in_code = not in_code
-        elif not in_code and LEADER.search(line):
+    for line, in_code in fenced_lines(text):
+        if in_code is False and LEADER.search(line):
             stats["toc_lines_removed"] += 1
             continue
         out.append(line)
@@ -111,10 +109,4 @@ def drop_leader_lines(text: str, stats: Counter) -> str:
 
 def leader_lines(text: str) -> int:
     """Dot-leader lines outside code (the benchmark's "TOC lines left")."""
-    in_code, n = False, 0
-    for line in text.split("\n"):
-        if _FENCE.match(line):
-            in_code = not in_code
-        elif not in_code and LEADER.search(line):
-            n += 1
-    return n
+    return sum(1 for line, in_code in fenced_lines(text) if in_code is False and LEADER.search(line))

@@ -105,19 +105,19 @@ def create_app(served: Served) -> FastAPI:
         protocol.check_model({"model": name}, served.name)
         return _model_card(served)
 
-    @app.post("/v1/chat/completions")
-    async def chat(request: Request):
+    async def complete(request: Request, build, chat: bool):
+        """Both completion endpoints: read and check the body, build the request, answer it."""
         body = protocol.parse_json(await _read_body(request, served.max_body))
         protocol.check_model(body, served.name)
-        req = protocol.chat_request(body, served.tokenizer, served.engine.context)
-        return await _answer(served, req, chat=True)
+        return await _answer(served, build(body, served.tokenizer, served.engine.context), chat=chat)
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request):
+        return await complete(request, protocol.chat_request, chat=True)
 
     @app.post("/v1/completions")
     async def completions(request: Request):
-        body = protocol.parse_json(await _read_body(request, served.max_body))
-        protocol.check_model(body, served.name)
-        req = protocol.completion_request(body, served.tokenizer, served.engine.context)
-        return await _answer(served, req, chat=False)
+        return await complete(request, protocol.completion_request, chat=False)
 
     @app.get("/", include_in_schema=False)
     async def page():
