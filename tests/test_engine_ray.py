@@ -17,7 +17,7 @@ from lib.core.params import from_mapping  # noqa: E402
 from lib.engine import Work  # noqa: E402
 from lib.engine.local import LocalEngine  # noqa: E402
 from lib.engine.ray_tasks import RayEngine  # noqa: E402
-from lib.pack import PackParams, pack_split  # noqa: E402
+from lib.data.pack import PackParams, pack_split  # noqa: E402
 from lib.scrape import ScrapeParams, scrape  # noqa: E402
 from tests import ray_cluster  # noqa: E402
 from tests.fixtures_tiny import tiny_tokenizer  # noqa: E402
