@@ -138,3 +138,18 @@ def test_a_moved_file_is_caught():
     assert problems("``lib.train.windows`` and ``lib.data.windows``", dotted=True) == [
         "lib.train.windows: lib/train/__init__.py defines no windows"]
     assert problems("`lib/data/` `lib/train/loop.py:train` `stages/export`", dotted=False) == []
+
+
+def readme_code_tree() -> str:
+    """The annotated tree under the README's "Where the code lives" (its first code block)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index("```", text.index("### Where the code lives"))
+    return text[start:text.index("```", start + 3)]
+
+
+def test_the_readme_tree_names_every_lib_module():
+    """The README promises one line per module: a new module without its line fails here."""
+    tree = readme_code_tree()
+    missing = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "lib").rglob("*.py")
+                     if p.name not in ("__init__.py", "__main__.py") and not re.search(rf"\b{re.escape(p.name)}\b", tree))
+    assert not missing, f"add a line to README.md's code tree for: {missing}"
