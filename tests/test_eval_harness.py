@@ -83,13 +83,17 @@ def harness_requests(raw: dict, task: str) -> list[list[float]]:
     return [[float(r[0]) for r in s["filtered_resps"]] for s in samples]
 
 
+def run_harness(tmp, task: str, kind: str, records: list[dict], bootstrap_iters: int) -> dict:
+    """The harness's results for ``records`` as suite ``task`` of ``kind``, on the tiny model's export."""
+    write_suite_task(tmp / "tasks", task, kind, write_jsonl(tmp / f"{task}.jsonl", records))
+    manager = check_tasks([task], [str(tmp / "tasks")])
+    return run_tasks(tmp / "hf", [task], manager, True, 8, log_samples=True, bootstrap_iters=bootstrap_iters)
+
+
 def test_multiple_choice_equals_the_harness(tiny):
     tmp, tok, model = tiny
     records = mc_records(40, 1)
-    jsonl = write_jsonl(tmp / "mc.jsonl", records)
-    write_suite_task(tmp / "tasks", "mc_tiny", "multiple_choice", jsonl)
-    manager = check_tasks(["mc_tiny"], [str(tmp / "tasks")])
-    harness = run_tasks(tmp / "hf", ["mc_tiny"], manager, True, 8, log_samples=True, bootstrap_iters=1)
+    harness = run_harness(tmp, "mc_tiny", "multiple_choice", records, bootstrap_iters=1)
     settings = ScoreSettings(batch_size=8)
     ours = multiple_choice.score(model, tok, records, settings)
     items, groups = multiple_choice.option_items(tok, records, True)
@@ -106,10 +110,7 @@ def test_multiple_choice_equals_the_harness(tiny):
 def test_cloze_equals_the_harness(tiny):
     tmp, tok, model = tiny
     records = cloze_records(30, 2)
-    jsonl = write_jsonl(tmp / "cloze.jsonl", records)
-    write_suite_task(tmp / "tasks", "cloze_tiny", "cloze", jsonl)
-    manager = check_tasks(["cloze_tiny"], [str(tmp / "tasks")])
-    harness = run_tasks(tmp / "hf", ["cloze_tiny"], manager, True, 8, log_samples=True, bootstrap_iters=0)
+    harness = run_harness(tmp, "cloze_tiny", "cloze", records, bootstrap_iters=0)
     ours = cloze.score(model, tok, records, ScoreSettings(batch_size=8))
     lls, _ = score_items(model, cloze.items_of(tok, records, True), "cpu", 8, False)
     theirs = np.array([doc[0] for doc in harness_requests(harness["_raw"], "cloze_tiny")])

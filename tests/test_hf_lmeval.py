@@ -19,7 +19,7 @@ import torch
 
 from lib.model.checkpoint import save_model
 from lib.hf.export import export_model
-from lib.hf.lmeval import lambada_task, run_lambada, write_lambada_task
+from lib.eval.harness import check_tasks, lambada_task, run_tasks, write_task
 from lib.eval.lambada import evaluate_lambada, read_lambada
 from lib.model.config import ModelConfig
 from lib.model.gpt import GPT
@@ -127,7 +127,9 @@ def _train(tok: Tokenizer, texts: list[str], steps: int) -> GPT:
 
 
 def compare(hf_dir: Path, model: GPT, tok: Tokenizer, jsonl: Path, task_dir: Path, task: str, bos: bool) -> tuple:
-    harness = run_lambada(hf_dir, task_dir, task, add_bos_token=bos, batch_size=8)
+    raw = run_tasks(hf_dir, [task], check_tasks([task], [str(task_dir)]), bos, 8, bootstrap_iters=0)["_raw"]
+    harness = {"accuracy": raw["results"][task]["acc,none"], "perplexity": raw["results"][task]["perplexity,none"],
+               "passages": raw["n-samples"][task]["effective"]}  # unrounded, as the harness computed them
     ours = evaluate_lambada(model, read_lambada(jsonl, tok, bos), "cpu", 8, progress=False)
     print(f"\n{task} bos={bos}: harness acc {harness['accuracy']:.4f} ppl {harness['perplexity']:.4f} | "
           f"ours acc {ours['accuracy']:.4f} ppl {ours['perplexity']:.4f} ({ours['passages']} passages, "
@@ -168,7 +170,7 @@ def test_harness_lambada_equals_ours_on_tiny_model(tmp_path):
     export_model(tmp_path / "ours", tmp_path / "tok", tmp_path / "hf")
     jsonl = tmp_path / "lambada.jsonl"
     jsonl.write_text("".join(json.dumps({"text": t}) + "\n" for t in passages(10, 1)), encoding="utf-8")
-    write_lambada_task(tmp_path / "tasks", "lambada_tiny", jsonl)
+    write_task(tmp_path / "tasks", "lambada_tiny", lambada_task("lambada_tiny", jsonl.resolve()))
     bos = prepend_bos_param()
     harness, ours = compare(tmp_path / "hf", model, tok, jsonl, tmp_path / "tasks", "lambada_tiny", bos)
     # the comparison covers truncated passages, hits and misses
@@ -187,5 +189,5 @@ def test_harness_lambada_equals_ours_on_trained_model(tmp_path):
     from lib.model.checkpoint import load_model
     model = load_model(model_dir, "cpu", tok.sha256)
     export_model(model_dir, tok_dir, tmp_path / "hf")
-    write_lambada_task(tmp_path / "tasks", "lambada_hpc_abs", jsonl)
+    write_task(tmp_path / "tasks", "lambada_hpc_abs", lambada_task("lambada_hpc_abs", Path(jsonl).resolve()))
     compare(tmp_path / "hf", model, tok, jsonl, tmp_path / "tasks", "lambada_hpc_abs", prepend_bos_param())

@@ -18,9 +18,30 @@ import yaml
 from lib.core.errors import UserError
 from lib.eval.suites import KINDS
 from lib.hf.export import export_model
-from lib.hf.lmeval import OFFLINE_ENV
 from lib.model.checkpoint import save_model
 from lib.tokenizer import Tokenizer
+
+
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+
+def lambada_task(name: str, jsonl: str | os.PathLike) -> dict:
+    """lambada_openai's prompt, target and metrics over a local LAMBADA ``jsonl`` ({"text"} per line);
+    ``lib/hf/tasks/lambada_hpc.yaml`` is the shipped one, for the sample passages."""
+    return {
+        "task": name,
+        "dataset_path": "json",
+        "dataset_kwargs": {"data_files": {"test": str(jsonl)}},
+        "output_type": "loglikelihood",
+        "test_split": "test",
+        "doc_to_text": "{{text.split(' ')[:-1]|join(' ')}}",
+        "doc_to_target": "{{' '+text.split(' ')[-1]}}",
+        "metric_list": [
+            {"metric": "perplexity", "aggregation": "perplexity", "higher_is_better": False},
+            {"metric": "acc", "aggregation": "mean", "higher_is_better": True},
+        ],
+        "metadata": {"version": 1.0},
+    }
 
 
 def suite_task(name: str, kind: str, jsonl: str | os.PathLike) -> dict:
@@ -31,12 +52,17 @@ def suite_task(name: str, kind: str, jsonl: str | os.PathLike) -> dict:
     return make(name, str(jsonl))
 
 
-def write_suite_task(task_dir: str | os.PathLike, name: str, kind: str, jsonl: str | os.PathLike) -> Path:
-    """``<task_dir>/<name>.yaml`` for ``jsonl`` (made absolute, so any working directory works)."""
+def write_task(task_dir: str | os.PathLike, name: str, definition: dict) -> Path:
+    """``<task_dir>/<name>.yaml`` holding a task ``definition``."""
     path = Path(task_dir) / f"{name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(suite_task(name, kind, Path(jsonl).resolve()), sort_keys=False), encoding="utf-8")
+    path.write_text(yaml.safe_dump(definition, sort_keys=False), encoding="utf-8")
     return path
+
+
+def write_suite_task(task_dir: str | os.PathLike, name: str, kind: str, jsonl: str | os.PathLike) -> Path:
+    """The task for suite ``jsonl`` (made absolute, so any working directory works)."""
+    return write_task(task_dir, name, suite_task(name, kind, Path(jsonl).resolve()))
 
 
 def local_task_names(include: list[str]) -> set[str]:
