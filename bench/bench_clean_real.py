@@ -39,7 +39,7 @@ import trafilatura
 from bs4 import BeautifulSoup
 
 from lib.clean.config import CleanParams
-from lib.clean.extract import EXTRACT_REASONS, extract
+from lib.clean.extract import extract, reasons
 from lib.clean.language import identifier
 from lib.clean.pipeline import process_bytes
 from tests.real_docs import GROUPS, files, read
@@ -191,7 +191,7 @@ def measure(docs: list) -> dict[str, dict]:
         # text quality is measured on every English document that extracted (kept or not: the
         # TeX manuals of the bed are not HPC, and relevance, on by default, drops them), so
         # that two versions of the cleaner are compared on the same documents
-        extracted = english and r["reason"] not in (*EXTRACT_REASONS, "missing_raw")
+        extracted = english and r["reason"] not in (*reasons(), "missing_raw")
         ours = r["text"] if extracted else ""
         a.update(docs=1, mb=len(data), english=english, kept=r["reason"] is None,
                  english_kept=english and r["reason"] is None,
