@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.pipeline_helpers import dvc, make_repo
+from tests.pipeline_helpers import dvc, make_repo, pending
 
 pytestmark = pytest.mark.slow
 
@@ -45,8 +45,7 @@ def repo(tmp_path_factory) -> Path:
 
 
 def stale(repo: Path) -> set[str]:
-    out = dvc(repo, "status", "--json").stdout
-    return set(json.loads(out or "{}")) - {"check"}
+    return set(pending(repo))
 
 
 def stale_after_edit(repo: Path, rel: str) -> set[str]:
