@@ -242,14 +242,28 @@ def summarise(rows: list[dict], n_files: int) -> dict:
         by_scale.setdefault(r["scale"], set()).add(r["outputs_sha"])
     kept = {r["scale"]: r["docs_kept"] for r in rows if r["engine"] == "local"}
     return {
+        "cores": "local: 2 worker processes; ray-1 / ray-2: 1 / 2 nodes of one CPU each",
         "machine": f"{os.cpu_count()} CPUs (shared with other jobs while measured)",
         "input": f"{n_files} real HPC HTML pages and sample text files, 1x/4x/16x copies with made-up words",
         "same_outputs_on_every_engine": all(len(s) == 1 for s in by_scale.values()),
         "docs_kept_by_scale": kept,
         # near 4 and 16 when the copies survive dedup (copy 0 of a few sample files is a reject)
         "kept_ratio": {s: round(kept[s] / kept[1], 2) for s in kept},
+        # MB/s between 4x and 16x: the fixed start-up costs (imports, models, Ray workers) cancel out
+        "marginal_mb_per_s": marginal(rows),
         "rows": rows,
     }
+
+
+def marginal(rows: list[dict]) -> dict:
+    out = {}
+    for engine in dict.fromkeys(r["engine"] for r in rows):
+        small, big = (next(r for r in rows if r["engine"] == engine and r["scale"] == s) for s in (4, 16))
+        mb = big["input_mb"] - small["input_mb"]
+        per_stage = {s: big["stages"][s]["seconds"] - small["stages"][s]["seconds"] for s in STAGES}
+        out[engine] = {s: round(mb / t, 2) if t > 0 else None for s, t in per_stage.items()}
+        out[engine]["all"] = round(mb / sum(per_stage.values()), 2)
+    return out
 
 
 def table(rows: list[dict]) -> str:
