@@ -15,7 +15,7 @@ worker processes under this bench's raylets). MB/s is the input volume (raw byte
 the stage's wall time. Ray clusters are started as the tests start them (tests/ray_cluster.py):
 one `ray start` per node, one CPU each.
 
-    nice uv run --extra ray python bench/bench_data_engine.py            # writes bench/results/data_engine.json
+    nice uv run --extra ray python -m bench.bench_data_engine   # writes bench/results/data_engine.json
 """
 from __future__ import annotations
 
@@ -217,6 +217,10 @@ def outputs_sha(project: Path) -> str:
 
 
 def main() -> None:
+    try:
+        import ray  # noqa: F401 -- only to say what is missing before any work
+    except ImportError:
+        raise SystemExit("bench_data_engine needs Ray: uv sync --extra ray") from None
     sources = base_files()
     if len(sources) < 40:
         raise SystemExit("bench needs the Debian doc packages of tests/real_docs.py (slurm-wlm-doc, mpich-doc, ...)")
