@@ -5,9 +5,8 @@ The sample is a bottom-k sample: each piece gets a key, a hash of (seed, documen
 number), and the ``size`` pieces with the smallest keys are kept. A key depends on nothing but
 the piece's position, so the sample can be drawn in parallel over chunks of the corpus and is the
 same for any chunking, worker count or engine: ``sample_texts`` draws it in this process,
-``lib.tokenizer.sample_corpus`` on the data engine.
-SentencePiece's own sampler is not used: it ignores ``set_random_generator_seed``, and a fresh
-process would draw another sample.
+``lib.tokenizer.sample_corpus`` on the data engine. SentencePiece's own sampler is not used: it
+ignores ``set_random_generator_seed``, and a fresh process would draw another sample.
 """
 from __future__ import annotations
 
