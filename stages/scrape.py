@@ -12,13 +12,15 @@ from lib.core.errors import UserError
 from lib.core.figures import write_figures
 from lib.core.stage import run_stage, summary
 from lib.core.params import load_section
+from lib.engine import engine_for
 from lib.scrape import ScrapeParams, scrape
 from lib.scrape.run import skipped_kinds
 
 
 def main() -> None:
     params = load_section("scrape", ScrapeParams)
-    metrics, manifest = scrape(params)
+    engine = engine_for(params.workers)  # local files and datasets; web pages stay on this machine
+    metrics, manifest = scrape(params, engine)
     write_figures("scrape", metrics)
     for label, count in metrics["skipped_by_patterns"].items():
         if count:
@@ -30,7 +32,8 @@ def main() -> None:
         print(f"scrape: {rec['source']}: {rec['reason']}", file=sys.stderr)
     if len(failed) > 20:
         print(f"scrape: ... and {len(failed) - 20} more (see {params.out_dir}/manifest.jsonl)", file=sys.stderr)
-    summary("scrape", f"{metrics['ok']} documents ok, {metrics['failed']} failed, {metrics['bytes']:,} bytes",
+    summary("scrape", f"{metrics['ok']} documents ok, {metrics['failed']} failed, {metrics['bytes']:,} bytes "
+            f"on {engine.name}",
             params.out_dir, metrics["seconds"])
     if metrics["ok"] == 0:
         reasons = ", ".join(f"{k}: {v}" for k, v in metrics["failed_by_reason"].items()) or "no items"

@@ -10,7 +10,9 @@ from lib.core.stage import run_stage, summary
 from lib.core.io import atomic_path, iter_jsonl
 from lib.core.params import load_section, load_seed, read_params
 from lib.tokenizer import VOCAB_FILE, Tokenizer
-from lib.tokenizer.build import TokenizerParams, extend_base, train_tokenizer
+from lib.engine import engine_for
+from lib.tokenizer.build import TokenizerParams, extend_base, train_on_sample
+from lib.tokenizer.sample_corpus import sample_corpus
 from lib.tokenizer.stats import tokenizer_metrics
 
 CORPUS = Path("data/corpus")
@@ -40,11 +42,14 @@ def main() -> None:
     terms = [t.strip() for t in terms_file.read_text(encoding="utf-8").splitlines() if t.strip()]
     all_terms = list(params.user_symbols) + terms
     started = time.perf_counter()
+    where = ""
     if params.source == "base":
         model_bytes, extra = base_tokenizer(all_terms)
     else:
-        texts = (doc["text"] for _, doc in iter_jsonl(CORPUS / "train.jsonl"))  # streamed, sampled inside
-        model_bytes, extra = train_tokenizer(texts, params, terms, seed=load_seed()), {}
+        seed, engine = load_seed(), engine_for(params.num_threads)
+        sample = sample_corpus(CORPUS / "train.jsonl", params.input_sentence_size, params.sentence_bytes, seed, engine)
+        model_bytes, extra = train_on_sample(sample, params, terms, seed), {"sample_pieces": len(sample)}
+        where = f", input sampled on {engine.name}"
     seconds = time.perf_counter() - started
     tokenizer = Tokenizer(model_bytes)
     with atomic_path(OUT) as tmp:
@@ -56,7 +61,7 @@ def main() -> None:
     metrics = tokenizer_metrics(tokenizer, val_texts, all_terms)
     write_figures("tokenizer", {"source": params.source, **metrics, **extra, "seconds": round(seconds, 2)})
     summary("tokenizer", f"{tokenizer.vocab_size} pieces, {metrics['val_bytes_per_token']:.2f} bytes/token and "
-            f"{metrics['val_tokens_per_word']:.2f} tokens/word on val", str(OUT), seconds)
+            f"{metrics['val_tokens_per_word']:.2f} tokens/word on val{where}", str(OUT), seconds)
 
 
 if __name__ == "__main__":

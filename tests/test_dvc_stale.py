@@ -5,13 +5,12 @@ the layering together: deps that follow the imports, and imports that keep the e
 apart (an edit to the chat template must not retrain the base model)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.pipeline_helpers import dvc, make_repo
+from tests.pipeline_helpers import dvc, make_repo, pending
 
 pytestmark = pytest.mark.slow
 
@@ -45,8 +44,7 @@ def repo(tmp_path_factory) -> Path:
 
 
 def stale(repo: Path) -> set[str]:
-    out = dvc(repo, "status", "--json").stdout
-    return set(json.loads(out or "{}")) - {"check"}
+    return set(pending(repo))
 
 
 def stale_after_edit(repo: Path, rel: str) -> set[str]:

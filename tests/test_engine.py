@@ -2,6 +2,7 @@
 param's check; an unreachable RAY_ADDRESS as one line. Ray clusters: tests/test_engine_ray.py."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -87,3 +88,61 @@ def test_unreachable_ray_address_is_one_line(tmp_path):
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith(f"error: RAY_ADDRESS={address}: no Ray cluster answers there")
     assert "ray start --head" in lines[0] and "unset RAY_ADDRESS" in lines[0]
+
+
+def _real_corpus(tmp_path: Path) -> tuple[Path, list[str]]:
+    """A corpus split as the corpus stage writes it (one JSON object a line), from real pages."""
+    from tests.real_docs import files, missing_message
+
+    pages = files("slurm")
+    if len(pages) < 20:
+        pytest.skip(missing_message("slurm"))
+    texts = [p.read_bytes().decode("utf-8", errors="replace") for p in pages]
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps({"id": str(i), "text": t}) + "\n" for i, t in enumerate(texts)))
+    return path, texts
+
+
+@pytest.mark.parametrize("size", [0, 300])
+def test_tokenizer_sample_is_the_same_for_any_engine_and_chunking(tmp_path, size):
+    from lib.tokenizer.sample import sample_texts, training_sentences
+    from lib.tokenizer.sample_corpus import sample_corpus
+
+    path, texts = _real_corpus(tmp_path)
+    expected = sample_texts(texts, size, 512, seed=3)
+    every = len(list(training_sentences(texts, 512)))
+    assert every > 1000 and len(expected) == (size or every)
+    for workers, chunk_bytes in ((1, None), (2, 1 << 14), (2, 1 << 16), (3, 5000)):
+        got = sample_corpus(path, size, 512, 3, LocalEngine(workers), chunk_bytes)
+        assert got == expected, (workers, chunk_bytes)
+
+
+def test_scrape_stores_the_same_bytes_for_any_worker_count(tmp_path, monkeypatch):
+    """Local files (real HTML and PDF) and dataset records stored by 1 or 3 worker processes."""
+    from lib.core.params import from_mapping
+    from lib.scrape import ScrapeParams, scrape
+    from tests.real_docs import files, missing_message
+
+    pages, pdfs = files("mpich")[:20], files("tex_manuals")[:2]
+    if not pages or not pdfs:
+        pytest.skip(missing_message("mpich" if not pages else "tex_manuals"))
+    dataset = tmp_path / "records.jsonl"
+    dataset.write_text("".join(json.dumps({"text": p.read_text(errors="replace")[:3000], "url": f"u{i}"}) + "\n"
+                               for i, p in enumerate(pages[:8])) + "not json\n")
+    sources = [{"path": str(ROOT / "data/sample/docs")}, *[{"path": str(p)} for p in pages + pdfs],
+               {"path": str(tmp_path / "missing.pdf")}, {"dataset": str(dataset)}]
+    outs = []
+    for workers in (1, 3):
+        (tmp_path / f"w{workers}").mkdir()
+        monkeypatch.chdir(tmp_path / f"w{workers}")  # the manifest names data/raw, as in the stage
+        out = Path("data/raw")
+        params = from_mapping(ScrapeParams, {"sources": sources, "cache_dir": "", "out_dir": str(out)}, "scrape")
+        metrics, _ = scrape(params, LocalEngine(workers))
+        metrics.pop("seconds")
+        outs.append((metrics, {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
+                               if p.is_file()}))
+    assert outs[0][1] and outs[1][1].keys() == outs[0][1].keys()
+    assert outs[1] == outs[0]
+    # the sample's own bad files (an empty one, an unsupported type) and ours, recorded with reasons
+    assert outs[0][0]["failed_by_reason"] == {"empty": 1, "invalid_json": 1, "not_found": 1, "unsupported_type": 1}
+    assert outs[0][0]["docs_by_type"]["pdf"] >= 2 and outs[0][0]["ok"] >= 30

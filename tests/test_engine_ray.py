@@ -1,6 +1,7 @@
 """The data stages on a two-node Ray cluster give the bytes the local engine gives: in process
-(clean and pack, with a worker killed mid-stage and retried by Ray) and as DVC stages (scrape to
-pack, compared by the output hashes in dvc.lock). Needs `uv sync --extra ray`."""
+(scrape's local files and datasets, clean, the tokenizer's corpus sample and pack, each with a
+worker killed mid-stage and retried by Ray) and as DVC stages (scrape to pack, compared by the
+output hashes in dvc.lock). Needs `uv sync --extra ray`."""
 from __future__ import annotations
 
 import json
@@ -19,6 +20,8 @@ from lib.engine.local import LocalEngine  # noqa: E402
 from lib.engine.ray_tasks import RayEngine  # noqa: E402
 from lib.data.pack import PackParams, pack_split  # noqa: E402
 from lib.scrape import ScrapeParams, scrape  # noqa: E402
+from lib.tokenizer.sample import sample_texts  # noqa: E402
+from lib.tokenizer.sample_corpus import sample_corpus  # noqa: E402
 from tests import ray_cluster  # noqa: E402
 from tests.fixtures_tiny import tiny_tokenizer  # noqa: E402
 from tests.pipeline_helpers import ROOT, dvc, make_repo  # noqa: E402
@@ -87,6 +90,37 @@ def test_clean_and_pack_on_two_nodes_with_a_killed_worker(cluster, tmp_path, mon
     assert (tmp_path / "killed2").exists()
     assert shards["ray"] == shards["local"]
     assert len(shards["local"][1]) >= 2
+
+
+def _tree(path: Path) -> dict:
+    return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_scrape_and_tokenizer_sample_on_two_nodes_with_a_killed_worker(cluster, tmp_path, monkeypatch):
+    """Local files and dataset records stored by Ray workers, and the tokenizer's corpus sample
+    drawn by them, as the local engine does, with a worker killed mid-stage."""
+    monkeypatch.setenv("RAY_ADDRESS", cluster)
+    dataset = tmp_path / "records.jsonl"
+    pages = files("mpich")[:12]
+    dataset.write_text("".join(json.dumps({"text": p.read_text(errors="replace"), "url": p.name}) + "\n"
+                               for p in pages))
+    out = tmp_path / "raw"  # one path for both runs: the manifest names it
+    sp = from_mapping(ScrapeParams, {"sources": real_sources() + [{"dataset": str(dataset)}], "cache_dir": "",
+                                     "out_dir": str(out)}, "s")
+    stored = {}
+    for name, engine in (("local", LocalEngine(2)), ("ray", KillingRayEngine(2, tmp_path / "killed"))):
+        metrics, _ = scrape(sp, engine)
+        metrics.pop("seconds")
+        stored[name] = (metrics, _tree(out))
+    assert (tmp_path / "killed").exists()
+    assert stored["ray"] == stored["local"] and stored["local"][0]["ok"] >= 30
+
+    samples = {}
+    for name, engine in (("local", LocalEngine(2)), ("ray", KillingRayEngine(2, tmp_path / "killed2"))):
+        samples[name] = sample_corpus(dataset, 200, 512, 1337, engine, chunk_bytes=1 << 14)
+    assert (tmp_path / "killed2").exists()
+    assert samples["ray"] == samples["local"] == sample_texts([p.read_text(errors="replace") for p in pages],
+                                                              200, 512, 1337)
 
 
 def _lock_outs(repo: Path) -> dict:

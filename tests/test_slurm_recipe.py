@@ -70,6 +70,7 @@ def test_the_recipe_runs_the_data_stages_on_two_nodes_and_tears_down(tmp_path):
     assert proc.returncode == 0, log[-4000:]
     assert "ray: 2 nodes up" in log
     assert "shards on ray" in log and "on ray" in log.split("clean:")[1]
+    assert "bytes on ray" in log and "input sampled on ray" in log  # scrape and tokenizer too
     # torn down: nothing answers at the head's address any more
     head_ip = subprocess.run(["hostname", "--ip-address"], capture_output=True, text=True).stdout.split()[0]
     with pytest.raises(OSError):

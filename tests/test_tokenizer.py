@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from lib.core.errors import UserError
 from lib.core.params import ParamsError, from_mapping
 from lib.tokenizer import BOS, CHAT_MARKERS, EOS, META, PAD, UNK, Tokenizer
-from lib.tokenizer.build import TokenizerParams, reservoir_sample, symbols_for, train_tokenizer, training_sentences
+from lib.tokenizer.build import TokenizerParams, symbols_for, train_tokenizer
+from lib.tokenizer.sample import sample_texts, training_sentences
 from lib.tokenizer.stats import tokenizer_metrics
 
 WORDS = ("the memory bandwidth of a node limits the stencil kernel so we tile loops and pin threads "
@@ -114,13 +115,19 @@ def test_training_is_byte_identical_across_processes(tmp_path):
     assert runs[0].stdout == runs[1].stdout and len(runs[0].stdout.strip()) == 64
 
 
-def test_reservoir_sample():
-    items = [str(i) for i in range(1000)]
-    a = reservoir_sample(iter(items), 100, seed=1)
-    assert len(a) == 100 and a == sorted(a, key=int) and set(a) <= set(items)
-    assert a == reservoir_sample(iter(items), 100, seed=1) != reservoir_sample(iter(items), 100, seed=2)
-    assert reservoir_sample(iter(items), 0, seed=1) == items
-    assert reservoir_sample(iter(items[:5]), 100, seed=1) == items[:5]
+def test_sample_is_uniform_seeded_and_in_corpus_order():
+    texts = [f"doc {i}\n" for i in range(1000)]  # one piece each
+    a = sample_texts(texts, 100, 2048, seed=1)
+    assert len(a) == 100 and a == sorted(a, key=lambda t: int(t.split()[1])) and set(a) <= set(texts)
+    assert a == sample_texts(iter(texts), 100, 2048, seed=1) != sample_texts(texts, 100, 2048, seed=2)
+    assert sample_texts(texts, 0, 2048, seed=1) == texts
+    assert sample_texts(texts[:5], 100, 2048, seed=1) == texts[:5]
+    # uniform: each tenth of the corpus holds about a tenth of the sample, over many seeds
+    tenths = [0] * 10
+    for seed in range(50):
+        for t in sample_texts(texts, 100, 2048, seed):
+            tenths[int(t.split()[1]) // 100] += 1
+    assert min(tenths) > 400 and max(tenths) < 600  # 500 expected, binomial sd ~21
 
 
 def test_training_sentences_cut_at_lines_and_keep_text():

@@ -13,15 +13,12 @@ from typing import Iterator
 
 import numpy as np
 
-from lib.core.errors import UserError
-from lib.core.io import parse_jsonl_line
 from lib.core.params import check
 from lib.data.shards import DTYPE_CODES, DTYPES, SplitWriter, dtype_for_vocab
 from lib.engine import Engine, Work
+from lib.engine.chunks import CHUNK_BYTES, Chunk, chunk_texts, read_chunks
 from lib.engine.local import LocalEngine
 from lib.tokenizer import Tokenizer
-
-CHUNK_BYTES = 1 << 20  # raw JSONL per task: large enough to hide the pickling, small for memory
 
 
 @dataclass
@@ -37,35 +34,10 @@ class PackParams:
 
 
 @dataclass
-class Chunk:
-    path: str
-    first_line: int      # 1-based line number of lines[0], for error messages
-    lines: list[bytes]
-
-
-@dataclass
 class Encoded:
     tokens: np.ndarray   # BOS + ids + EOS of every document, concatenated
     lengths: np.ndarray  # tokens per document
     text_bytes: int      # UTF-8 bytes of the documents' text (for bits per byte)
-
-
-def read_chunks(path: Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:
-    """Raw JSONL lines in chunks; parsing happens in the workers."""
-    if not path.exists():
-        raise UserError(f"{path}: file not found; run `dvc repro corpus` first")
-    lines, size, first = [], 0, 1
-    with open(path, "rb") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not lines:
-                first = lineno
-            lines.append(line)
-            size += len(line)
-            if size >= chunk_bytes:
-                yield Chunk(str(path), first, lines)
-                lines, size = [], 0
-    if lines:
-        yield Chunk(str(path), first, lines)
 
 
 def _worker_state(context: tuple[bytes, str]) -> tuple[Tokenizer, str]:
@@ -79,15 +51,7 @@ def _encode(chunk: Chunk, state: tuple[Tokenizer, str]) -> Encoded:
 
 def encode_chunk(chunk: Chunk, tok: Tokenizer, dtype: str = "uint16") -> Encoded:
     """Parse and encode one chunk of JSONL lines: BOS + tokens + EOS per document."""
-    texts = []
-    for i, line in enumerate(chunk.lines):
-        if not line.strip():
-            continue
-        where = f"{chunk.path}:{chunk.first_line + i}"
-        record = parse_jsonl_line(line, where)
-        if not isinstance(record.get("text"), str):
-            raise UserError(f"{where}: expected an object with a string 'text' field")
-        texts.append(record["text"])
+    texts = [text for _, text in chunk_texts(chunk)]
     ids = tok.encode_batch(texts)
     lengths = np.fromiter((len(x) + 2 for x in ids), dtype=np.int64, count=len(ids))
     tokens = np.empty(int(lengths.sum()), dtype=DTYPES[DTYPE_CODES[dtype]])

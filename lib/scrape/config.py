@@ -48,7 +48,7 @@ class ScrapeParams:
     max_bytes: int = 20_000_000       # per document; larger ones are recorded as too_large
     timeout_s: float = 20.0           # read timeout: longest silence while receiving a response
     connect_timeout_s: float = 10.0   # longest wait to open a connection
-    workers: int = 4                  # parallel fetches (threads: the work is network-bound)
+    workers: int = 4                  # parallel fetches (threads) and, on the engine, file stores
     rate_limit_s: float = 1.0         # minimum seconds between two requests to one host
     retries: int = 3                  # extra attempts on 429, 5xx and connection errors
     backoff_s: float = 1.0            # first retry delay; doubles each attempt (Retry-After wins)

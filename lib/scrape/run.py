@@ -1,20 +1,23 @@
 """The scrape stage's work: expand sources, fetch in parallel, store by hash, write the manifest."""
 from __future__ import annotations
 
-import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Iterable, Iterator
 from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
 from lib.core.io import atomic_path, iter_jsonl, write_jsonl
+from lib.engine import Engine
+from lib.engine.local import LocalEngine
 from lib.scrape.cache import HttpCache
 from lib.scrape.config import ScrapeParams, Source
 from lib.scrape.http import Fetcher, FetchResult, normalise_url
 from lib.formats.registry import sniff
+from lib.scrape.local import Item, StoreTo, store_items
 from lib.scrape.sources import dataset_records, local_files, page_links
 from lib.scrape.store import RawStore, record
 from lib.core.progress import progress
@@ -50,34 +53,27 @@ class _Run:
             rec = record(res.url, res.final_url, reason=res.reason)
         self.add(key, rec)
 
-    def local(self, idx: int, src: Source) -> None:
+    def local(self, idx: int, src: Source) -> Iterator[Item]:
+        """The files of a path (or file://) source to store; a missing one is recorded here."""
         skipped = self.skipped.setdefault(f"sources[{idx}]: {src.path or src.url}", [])
         for j, (name, path) in enumerate(local_files(src, skipped)):
             url = src.url  # a file:// URL source keeps its URL; a path source has none
             if path is None:
                 self.add((idx, j), record(name, url, reason="not_found"))
-                continue
-            try:
-                size = path.stat().st_size
-                if size > self.p.max_bytes:
-                    self.add((idx, j), record(name, url, nbytes=size, reason="too_large"))
-                    continue
-                data = path.read_bytes()
-            except OSError:
-                self.add((idx, j), record(name, url, reason="unreadable"))
-                continue
-            self.add((idx, j), self.store.add(name, url, data, name_hint=path.name))
+            else:
+                yield Item((idx, j), name, url, path=str(path))
 
-    def dataset(self, idx: int, src: Source) -> None:
+    def dataset(self, idx: int, src: Source) -> Iterator[Item]:
         for j, (name, url, text, reason) in enumerate(dataset_records(src)):
             if reason:
                 self.add((idx, j), record(name, url, reason=reason))
-                continue
-            data = text.encode("utf-8")
-            if len(data) > self.p.max_bytes:
-                self.add((idx, j), record(name, url, nbytes=len(data), reason="too_large"))
             else:
-                self.add((idx, j), self.store.add(name, url, data, "", name_hint=".txt"))
+                yield Item((idx, j), name, url, text=text)
+
+    def stored(self, engine: Engine, items: Iterable[Item]) -> None:
+        to = StoreTo(str(self.store.docs_dir), self.store.out_dir, self.p.max_bytes)
+        for key, rec in store_items(engine, items, to):
+            self.add(key, self.store.note(rec))
 
     def urls(self, items: list[tuple[tuple[int, int], str]]) -> None:
         """Fetch in parallel, a bounded window at a time, so only a few bodies are in memory."""
@@ -109,20 +105,20 @@ class _Run:
                             frontier.append(link)
 
 
-def scrape(params: ScrapeParams) -> tuple[dict, list[dict]]:
-    """Run every source; return (metrics, manifest records). Outputs land in params.out_dir."""
+def scrape(params: ScrapeParams, engine: Engine | None = None) -> tuple[dict, list[dict]]:
+    """Run every source; return (metrics, manifest records). Outputs land in params.out_dir.
+    Local files and dataset records are stored on ``engine`` (default: ``params.workers`` local
+    processes); web pages are fetched here, by threads, politely."""
     t0 = time.perf_counter()
+    engine = engine or LocalEngine(params.workers)
     with atomic_path(params.out_dir) as tmp, ThreadPoolExecutor(params.workers) as pool, \
             progress(desc="scrape", unit="doc", dynamic_ncols=True) as bar:
         run = _Run(params, RawStore(tmp, params.out_dir), pool, bar)
+        run.stored(engine, (item for idx, src in enumerate(params.sources) for item in _items(run, idx, src)))
         urls = []
         for idx, src in enumerate(params.sources):
-            if src.kind == "path" or (src.kind == "url" and src.url.lower().startswith("file:")):
-                run.local(idx, src)
-            elif src.kind == "url":
+            if src.kind == "url" and not _is_file_url(src):
                 urls.append(((idx, 0), src.url))
-            elif src.kind == "dataset":
-                run.dataset(idx, src)
             elif src.kind == "crawl":
                 run.crawl(idx, src)
         run.urls(urls)
@@ -131,6 +127,18 @@ def scrape(params: ScrapeParams) -> tuple[dict, list[dict]]:
         write_jsonl(Path(tmp) / "skipped.jsonl", [{"source": label, "path": name, "reason": "include_exclude"}
                                                   for label, names in run.skipped.items() for name in names])
     return _metrics(manifest, run, time.perf_counter() - t0), manifest
+
+
+def _is_file_url(src: Source) -> bool:
+    return src.kind == "url" and src.url.lower().startswith("file:")
+
+
+def _items(run: _Run, idx: int, src: Source) -> Iterator[Item]:
+    if src.kind == "path" or _is_file_url(src):
+        return run.local(idx, src)
+    if src.kind == "dataset":
+        return run.dataset(idx, src)
+    return iter(())
 
 
 def _metrics(manifest: list[dict], run: _Run, seconds: float) -> dict:

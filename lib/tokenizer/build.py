@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import io
 import json
-import random
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 import sentencepiece as spm
 
 from lib.core.errors import UserError
 from lib.core.params import check
 from lib.tokenizer import BOS, CHAT_MARKERS, EOS, META, META_KEY, PAD, UNK
+from lib.tokenizer.sample import sample_texts
 
 SOURCES = ("train", "base")
 
@@ -29,7 +29,7 @@ class TokenizerParams:
     user_symbols: list[str] = field(default_factory=list)
     num_threads: int = 2
     # Bounded memory on a large corpus: documents are cut at line ends into pieces of at most
-    # sentence_bytes, and a seeded reservoir sample of input_sentence_size pieces (0 = keep all)
+    # sentence_bytes, and a seeded sample of input_sentence_size pieces (0 = keep all)
     # is trained on instead of the whole corpus.
     input_sentence_size: int = 100_000
     sentence_bytes: int = 2048
@@ -84,48 +84,6 @@ def extend_base(tokenizer_json: str, special: dict, terms: Sequence[str]) -> tup
     return json.dumps(data, ensure_ascii=False, sort_keys=True).encode("utf-8"), figures
 
 
-def training_sentences(texts: Iterable[str], max_bytes: int) -> Iterator[str]:
-    """Cut documents into pieces of at most ``max_bytes`` UTF-8 bytes at line ends (a longer line
-    after its last space), keeping the newlines so the tokenizer learns them. SentencePiece drops
-    a sentence over its length limit, and samples by sentence -- so whole documents would make
-    long documents vanish and the sample's memory unbounded."""
-    for text in texts:
-        piece, size = [], 0
-        for line in text.splitlines(keepends=True):
-            n = len(line.encode("utf-8"))
-            if size + n > max_bytes and piece:
-                yield "".join(piece)
-                piece, size = [], 0
-            while n > max_bytes:  # one overlong line (minified code, a table): cut after a space
-                head = line.encode("utf-8")[:max_bytes].decode("utf-8", errors="ignore")
-                cut = head.rfind(" ") + 1 or len(head)
-                yield line[:cut]
-                line = line[cut:]
-                n = len(line.encode("utf-8"))
-            piece.append(line)
-            size += n
-        if piece:
-            yield "".join(piece)
-
-
-def reservoir_sample(items: Iterable[str], size: int, seed: int) -> list[str]:
-    """A uniform sample of ``size`` items in one pass and O(size) memory, kept in input order;
-    ``size`` 0 keeps everything. Done here rather than by SentencePiece, whose sampler ignores
-    ``set_random_generator_seed`` (a fresh process draws another sample: not reproducible)."""
-    if size == 0:
-        return list(items)
-    rng = random.Random(seed)
-    kept: list[tuple[int, str]] = []
-    for i, item in enumerate(items):
-        if i < size:
-            kept.append((i, item))
-        else:
-            j = rng.randrange(i + 1)
-            if j < size:
-                kept[j] = (i, item)
-    return [item for _, item in sorted(kept)]
-
-
 def symbols_for(terms: Iterable[str]) -> list[str]:
     """User-defined symbols for domain terms: each as "▁term" (after a space, the usual case)
     and "term" (after punctuation or at a line start), deduplicated in first-seen order."""
@@ -145,7 +103,13 @@ def train_tokenizer(texts: Iterable[str], params: TokenizerParams, terms: Sequen
     ``terms`` (and ``params.user_symbols``) become user-defined symbols so domain words such as
     MPI_Allreduce stay whole. The same texts, params and seed give byte-identical model bytes.
     """
-    sample = reservoir_sample(training_sentences(texts, params.sentence_bytes), params.input_sentence_size, seed)
+    sample = sample_texts(texts, params.input_sentence_size, params.sentence_bytes, seed)
+    return train_on_sample(sample, params, terms, seed)
+
+
+def train_on_sample(sample: list[str], params: TokenizerParams, terms: Sequence[str], seed: int) -> bytes:
+    """Train on pieces already sampled (``lib.tokenizer.sample``): the tokenizer stage draws them
+    from the corpus on the data engine."""
     model = io.BytesIO()
     spm.set_random_generator_seed(seed)  # for anything else random inside the trainer
     try:
