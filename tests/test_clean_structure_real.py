@@ -13,7 +13,7 @@ import pytest
 
 from lib.clean.config import CleanParams
 from lib.clean.pipeline import process_bytes
-from tests.real_docs import GROUPS, files, missing_message, read
+from tests.real_docs import GROUPS, fetched, fetched_message, files, missing_message, read
 
 P = CleanParams()
 EXTRACTION = CleanParams(min_relevance=0.0)  # TeX manuals: structure, not topic, is tested
@@ -97,6 +97,43 @@ def test_beamer_deck_bullets_titles_and_no_number_headings():
     assert "## Outline\n\n- Introduction\n- The Model and the Problem\n- The Integrated Approach" in text
     assert "- Look for phylogenetic networks.\n- Correct data.\n" in text
     assert r["stats"]["pdf_slide_titles"] >= 10
+    assert_clean_structure(text)
+
+
+def test_powerpoint_deck_kept_with_bullets_titles_and_listing():
+    """A deck made by PowerPoint (FZJ-JSC's multi-GPU tutorial, tests/real_docs.py FETCHED):
+    its bullets are Wingdings glyphs set apart from their text (U+F0A7 to MuPDF), its body
+    bullets are larger than the code, sub-bullets are indented, listings are in Consolas."""
+    path = fetched("pptx_deck")
+    if path is None:
+        pytest.skip(fetched_message("pptx_deck"))
+    r = process_bytes(path.read_bytes(), {"type": "pdf", "source": path.name}, P)
+    assert r["reason"] is None, (r["reason"], r["detail"])
+    text = r["text"]
+    assert ("## Motivation\n\n"
+            "- MPI is not (yet [1]) aware of CUDA streams\n"
+            "- Explicit synchronization between GPU-compute kernel and CPU communication calls is "
+            "required\n"
+            "- CUDA-aware MPI is GPU-memory-aware communication\n"
+            "- For better efficiency: CUDA-stream-aware communication\n"
+            "  - Communication, which is aware of CUDA-streams or use CUDA streams\n"
+            "  - NCCL and (Host-API) of NVSHMEM\n") in text
+    # set in 24 pt over a 17 pt body: still bullets, not headings
+    assert "## So far we learned about\n\n- CUDA-Aware MPI\n- What is behind (GPUDirect" in text
+    # a wrapped bullet is one item
+    assert "\n- First: Collective Operations (e.g. Allreduce), as they are required for DeepLearning\n" in text
+    assert ("- NVSHMEM supports the OpenSHMEM library, supporting one sided communication "
+            "operation\n- Both allow to issue communication request asynchronous with respect to "
+            "the CPU-thread, but synchronous to CUDA streams\n") in text
+    for title in ("Summary", "Motivation", "NCCL-API (With MPI) - Initialization",
+                  "How to Compile an MPI+NCCL Application"):
+        assert f"\n## {title}\n" in text, title
+    assert ("```\nMPI_Init(&argc,&argv)\nMPI_Comm_size(MPI_COMM_WORLD, &size);\n"
+            "MPI_Comm_rank(MPI_COMM_WORLD, &rank);\n\nncclUniqueId nccl_uid;\n"
+            "if (rank == 0) ncclGetUniqueId(&nccl_uid);\n") in text
+    assert not re.search("[\ue000-\uf8ff]", text)  # no symbol-font glyph left
+    assert "\n# \u2022" not in text and "\n## \u2022" not in text
+    assert r["stats"]["pdf_bullet_glyphs"] >= 40
     assert_clean_structure(text)
 
 

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 import pymupdf
 
 # The counters this module adds to a document's stats (lib/clean/counters.py gathers them).
-COUNTERS = ("pdf_line_numbers_removed", "pdf_page_numbers_removed", "pdf_two_column_bands")
+COUNTERS = ("pdf_bullet_glyphs", "pdf_line_numbers_removed", "pdf_page_numbers_removed",
+            "pdf_two_column_bands")
 FLAGS = pymupdf.TEXT_PRESERVE_WHITESPACE | pymupdf.TEXT_MEDIABOX_CLIP | pymupdf.TEXT_PRESERVE_SPANS
 NUMBER_ONLY = re.compile(r"^\s*(?:[-\u2013\u2014(\[]?\s*(?:page\s+)?\d{1,5}(?:\s*(?:/|of)\s*\d{1,5})?"
                          r"\s*[-\u2013\u2014)\]]?|[ivxlcdm]{1,6})\s*$", re.I)
@@ -44,6 +45,12 @@ _MONO_NAME = re.compile(r"mono|courier|cmtt|sftt|ectt|tctt|lmtt|txtt|pcrr|nimbus
                         r"consola|menlo|monaco|typewriter|cousine|andale|lucidacons|letter ?gothic|"
                         r"sourcecode|firacode|cursor|fixed|\btt\d", re.I)
 _SCALE = 100.0     # MuPDF's JSON writes integer coordinates: ask for hundredths of a point
+# A list marker set as a glyph of its own: a bullet, a dash, or a character of a symbol font
+# (PowerPoint's Wingdings square is U+F0A7: symbol fonts map into the Private Use Area)
+_MARKER = re.compile(r"^[\u2022\u2023\u25e6\u2043\u25aa\u25ab\u25a0\u25cf\u25b6\u25b8\u27a2\u2756"
+                     r"\u2212\u2013\ue000-\uf8ff]$")
+_PUA_LEAD = re.compile(r"^[\ue000-\uf8ff]\s+")
+_MARKER_GAP_EM = 2.5  # a marker this far (in font sizes) left of its line's text
 
 pymupdf.TOOLS.mupdf_display_errors(False)
 pymupdf.TOOLS.mupdf_display_warnings(False)
@@ -259,6 +266,41 @@ def page_lines(page, stats: Counter, rect=None) -> list[Line]:
             mono = all(r[6] for r in runs if r[4].strip())
             size = max(r[5] for r in runs)
         out.append(Line(runs[0][0], y0, runs[-1][2], y1, text, mono, size))
+    return _attach_markers(out, stats)
+
+
+def _attach_markers(lines: list[Line], stats: Counter) -> list[Line]:
+    """A list marker that MuPDF reads as a line of its own (PowerPoint sets the bullet apart
+    from its text, often in a symbol font whose glyphs land in the Private Use Area) becomes
+    "• " at the start of the text on its baseline just right of it; the line keeps the
+    text's left edge, so a wrapped bullet's next line lines up with it."""
+    markers = {i for i, ln in enumerate(lines) if _MARKER.match(ln.text)}
+    taken: set[int] = set()
+    used: set[int] = set()
+    for i in sorted(markers):
+        m = lines[i]
+        target = None
+        for j, ln in enumerate(lines):
+            if (j in markers or j in used or not 0 <= ln.x0 - m.x1 <= _MARKER_GAP_EM * m.size
+                    or min(ln.y1, m.y1) - max(ln.y0, m.y0) < 0.5 * min(ln.y1 - ln.y0, m.y1 - m.y0)):
+                continue
+            if target is None or ln.x0 < lines[target].x0:
+                target = j
+        if target is not None:
+            t = lines[target]
+            lines[target] = Line(t.x0, min(t.y0, m.y0), t.x1, max(t.y1, m.y1), "\u2022 " + t.text,
+                                 t.mono, t.size)
+            taken.add(i)
+            used.add(target)
+            stats["pdf_bullet_glyphs"] += 1
+    out = []
+    for i, ln in enumerate(lines):
+        if i in taken:
+            continue
+        if _PUA_LEAD.match(ln.text):  # a symbol-font bullet inside the text's own run
+            stats["pdf_bullet_glyphs"] += 1
+            ln = Line(ln.x0, ln.y0, ln.x1, ln.y1, _PUA_LEAD.sub("\u2022 ", ln.text), ln.mono, ln.size)
+        out.append(ln)
     return out
 
 

@@ -35,7 +35,15 @@ def body_size(pages: list[list[Line]]) -> float:
     sizes: Counter = Counter()
     for lines in pages:
         for ln in lines:
-            sizes[round(ln.size, 1)] += len(ln.text)
+            if not ln.mono:  # listings are set smaller; on a slide they can outweigh the prose
+                sizes[round(ln.size, 1)] += len(ln.text)
+    if not sizes:
+        return _sizes_of_all(pages)
+    return sizes.most_common(1)[0][0]
+
+
+def _sizes_of_all(pages: list[list[Line]]) -> float:
+    sizes = Counter(round(ln.size, 1) for lines in pages for ln in lines)
     return sizes.most_common(1)[0][0] if sizes else 0.0
 
 
@@ -43,27 +51,52 @@ def paragraphs(lines: list[Line], body: float, stats: Counter, deck: bool = Fals
     """Group lines into paragraphs by vertical gaps; join wrapped prose; fence monospace code.
     On a slide (deck) each bullet is its own item: see _items."""
     paras: list[str] = []
-    cur: list[Line] = []
+    groups: list[list[Line]] = []
     edges = (min(ln.x0 for ln in lines), max(ln.x1 for ln in lines)) if lines else (0.0, 0.0)
     if deck and _slide_title(lines, body):
         stats["pdf_slide_titles"] += 1
         paras.append("## " + lines[0].text)
         lines = lines[1:]
     for ln in _inline_code_as_prose(lines, edges[1]):
-        if cur:
-            prev = cur[-1]
+        if groups:
+            prev = groups[-1][-1]
             gap = ln.y0 - prev.y1
             # a blank line inside a listing stays inside it; between prose it ends the paragraph
             limit = _CODE_GAP_EM if ln.mono and prev.mono else 0.8
             # a blank line's worth of gap, a jump back up (next column), or code/prose switch
-            if (gap > limit * prev.size or gap < -prev.size or ln.mono != prev.mono
+            if not (gap > limit * prev.size or gap < -prev.size or ln.mono != prev.mono
                     or abs(ln.size - prev.size) > 0.5 or _BULLET.match(ln.text)):
-                paras.append(_render(cur, body, stats, deck, edges))
-                cur = []
-        cur.append(ln)
-    if cur:
-        paras.append(_render(cur, body, stats, deck, edges))
-    return [p for p in paras if p]
+                groups[-1].append(ln)
+                continue
+        groups.append([ln])
+    rendered = [(g, _render(g, body, stats, deck, edges)) for g in groups]
+    if deck:
+        return [p for p in paras + _slide_lists(rendered) if p]
+    return [p for p in paras + [text for _, text in rendered] if p]
+
+
+def _slide_lists(rendered: list[tuple[list[Line], str]]) -> list[str]:
+    """A slide's consecutive bullets as one list, one line each, a sub-bullet (its marker
+    further right than the first bullet's) indented under its parent."""
+    marked = [g for g, text in rendered if text.startswith("- ") and _BULLET.match(g[0].text)]
+    lefts = sorted({round(g[0].x0) for g in marked})
+    out: list[str] = []
+    in_list = False
+    for g, text in rendered:
+        if not text.startswith("- "):
+            out.append(text)
+            in_list = False
+            continue
+        deeper = 0
+        if _BULLET.match(g[0].text):
+            deeper = sum(1 for x in lefts if x < round(g[0].x0) - 0.5 * g[0].size)
+        item = "\n".join("  " * min(deeper, 3) + ln for ln in text.split("\n"))
+        if in_list:
+            out[-1] += "\n" + item
+        else:
+            out.append(item)
+        in_list = True
+    return out
 
 
 def _slide_title(lines: list[Line], body: float) -> bool:
@@ -73,7 +106,7 @@ def _slide_title(lines: list[Line], body: float) -> bool:
     if len(lines) < 2:
         return False
     first, nxt = lines[0], lines[1]
-    return (not first.mono and not _is_heading([first], body) and len(first.text.split()) <= 12
+    return (not first.mono and not _BULLET.match(first.text) and not _is_heading([first], body) and len(first.text.split()) <= 12
             and bool(_LETTER.search(first.text)) and first.x0 <= min(ln.x0 for ln in lines) + 1
             and (nxt.x0 > first.x0 + first.size or nxt.y0 - first.y1 > 0.8 * first.size))
 
@@ -97,6 +130,7 @@ def _is_heading(lines: list[Line], body: float) -> bool:
     """Larger type, at most three lines, and words: a chart's tick label ("0.5", "20") or an
     axis number is set large on slides but is not a heading."""
     return (lines[0].size >= body * 1.1 and len(lines) <= 3 and not lines[0].mono
+            and not _BULLET.match(lines[0].text)  # a bullet set large is still a bullet
             and any(_LETTER.search(ln.text) for ln in lines))
 
 
@@ -153,7 +187,10 @@ def _items(lines: list[Line], left: float, right: float) -> list[list[Line]]:
     for prev, ln in zip(lines, lines[1:]):
         wrapped = prev.x1 >= full and ln.x0 >= prev.x0 - 0.5 * prev.size
         marker = len(prev.text) <= 2 and not any(c.isalnum() for c in prev.text)
-        if marker or (wrapped and not _BULLET.match(ln.text)):
+        # a line under a marked bullet's text, lined up with it, is that bullet wrapped
+        head = items[-1][0]
+        under = _BULLET.match(head.text) and abs(ln.x0 - head.x0) < 0.5 * head.size
+        if marker or ((wrapped or under) and not _BULLET.match(ln.text)):
             items[-1].append(ln)
         else:
             items.append([ln])
@@ -205,7 +242,9 @@ def resolve_hyphens(text: str, stats: Counter) -> str:
 
     def fix(m: re.Match) -> str:
         left, right = m.group(1), m.group(2)
-        if f"{left}-{right}" in compounds and f"{left}{right}" not in words:
+        # "CPU-|thread": an acronym before the hyphen makes a compound, not a split word
+        acronym = len(left) >= 2 and left[-2:].isupper() and right[:1].islower()
+        if acronym or (f"{left}-{right}" in compounds and f"{left}{right}" not in words):
             stats["pdf_hyphens_kept"] += 1
             return f"{left}-{right}"
         stats["pdf_hyphens_joined"] += 1
