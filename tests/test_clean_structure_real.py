@@ -131,6 +131,13 @@ def test_powerpoint_deck_kept_with_bullets_titles_and_listing():
     assert ("```\nMPI_Init(&argc,&argv)\nMPI_Comm_size(MPI_COMM_WORLD, &size);\n"
             "MPI_Comm_rank(MPI_COMM_WORLD, &rank);\n\nncclUniqueId nccl_uid;\n"
             "if (rank == 0) ncclGetUniqueId(&nccl_uid);\n") in text
+    # a slide of bullets beside listings, the gutter left of the middle: column by column,
+    # and identifiers set in the bullets' size inside a sentence stay in the sentence
+    assert ("\n- Multiple calls to ncclSend() and ncclRecv() should be fused with ncclGroupStart() "
+            "and ncclGroupEnd()to\n") in text
+    assert ("Bcast:\n\n```\nncclGroupStart();\nif (rank == root) {\n  for (int r=0; r<nranks; r++)\n"
+            "    ncclSend(sendbuff[r], size, type, r, comm, stream);}\n"
+            "ncclRecv(recvbuff, size, type, root, comm, stream);\nncclGroupEnd();\n```") in text
     assert not re.search("[\ue000-\uf8ff]", text)  # no symbol-font glyph left
     assert "\n# \u2022" not in text and "\n## \u2022" not in text
     assert r["stats"]["pdf_bullet_glyphs"] >= 40

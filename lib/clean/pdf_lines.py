@@ -51,6 +51,8 @@ _MARKER = re.compile(r"^[\u2022\u2023\u25e6\u2043\u25aa\u25ab\u25a0\u25cf\u25b6\
                      r"\u2212\u2013\ue000-\uf8ff]$")
 _PUA_LEAD = re.compile(r"^[\ue000-\uf8ff]\s+")
 _MARKER_GAP_EM = 2.5  # a marker this far (in font sizes) left of its line's text
+_GUTTER_MIN = 0.02    # a slide's column gutter: at least this share of the page width
+_ROW_SHARE = 0.3      # columns whose lines share baselines this often are a table's rows
 
 pymupdf.TOOLS.mupdf_display_errors(False)
 pymupdf.TOOLS.mupdf_display_warnings(False)
@@ -332,12 +334,42 @@ def _bands(lines: list[Line], height: float) -> list[list[Line]]:
     return bands
 
 
-def reading_order(lines: list[Line], width: float, height: float, stats: Counter) -> list[Line]:
+def _gutter(band: list[Line], width: float) -> float | None:
+    """Where a slide's band splits into two side-by-side columns that are read one after the
+    other (bullets beside a listing): the widest vertical strip no line crosses, with three or
+    more lines on each side whose baselines mostly do not line up. Lines that do line up are
+    rows (a table, terms beside their descriptions) and are read across, so no gutter then."""
+    spans = sorted((ln.x0, ln.x1) for ln in band)
+    best, reach = None, spans[0][1] if spans else 0.0
+    for x0, x1 in spans[1:]:
+        if x0 - reach >= _GUTTER_MIN * width and (best is None or x0 - reach > best[1] - best[0]):
+            best = (reach, x0)
+        reach = max(reach, x1)
+    if best is None:
+        return None
+    left = [ln for ln in band if ln.x1 <= best[0]]
+    right = [ln for ln in band if ln.x0 >= best[1]]
+    if len(left) < 3 or len(right) < 3:
+        return None
+    # a row: the same type size on the same baseline, on both sides
+    rows = sum(1 for a in left if any(abs(a.y1 - b.y1) < 0.2 * a.size and abs(a.size - b.size) < 1
+                                      for b in right))
+    return (best[0] + best[1]) / 2 if rows < _ROW_SHARE * min(len(left), len(right)) else None
+
+
+def reading_order(lines: list[Line], width: float, height: float, stats: Counter,
+                  slide: bool = False) -> list[Line]:
     """Bands top to bottom; inside a band, full-width lines split it further and between them
-    the left column comes before the right one."""
+    the left column comes before the right one. On a slide the columns need not meet at the
+    middle: a band with a gutter elsewhere (_gutter) is read left column, then right."""
     mid, slack = width / 2, width * 0.03
     out: list[Line] = []
     for band in _bands(lines, height):
+        cut = _gutter(band, width) if slide else None
+        if cut is not None:
+            stats["pdf_two_column_bands"] += 1
+            out.extend([ln for ln in band if ln.x1 <= cut] + [ln for ln in band if ln.x1 > cut])
+            continue
         left: list[Line] = []
         right: list[Line] = []
         for ln in band + [None]:

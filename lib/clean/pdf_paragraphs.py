@@ -114,16 +114,27 @@ def _slide_title(lines: list[Line], body: float) -> bool:
 def _inline_code_as_prose(lines: list[Line], right: float) -> list[Line]:
     """A lone typewriter line right under a prose line that ran to the right edge (a wrapped
     URL or identifier, "... found at http://wiki." + "mpich.org/...") continues the sentence:
-    it is not a listing. A listing is set off by space or is more than one line."""
+    it is not a listing. A listing is set off by space or is more than one line. So does one
+    between two prose lines of its size ("Multiple calls to ncclSend() and" / "ncclRecv()" /
+    "should be fused with"): a sentence wrapped around an identifier."""
     out = list(lines)
     for i in range(1, len(out)):
         prev, ln = out[i - 1], out[i]
         nxt = out[i + 1] if i + 1 < len(out) else None
-        if (ln.mono and not prev.mono and 0 <= ln.y0 - prev.y1 < 0.5 * prev.size
-                and prev.x1 >= right - 1.5 * prev.size and abs(ln.x0 - prev.x0) < prev.size
-                and (nxt is None or not nxt.mono or nxt.y0 - ln.y1 > 0.8 * ln.size)):
+        if not ln.mono or prev.mono or not _under(ln, prev):
+            continue
+        if ((prev.x1 >= right - 1.5 * prev.size
+                and (nxt is None or not nxt.mono or nxt.y0 - ln.y1 > 0.8 * ln.size))
+                or (nxt is not None and not nxt.mono and _under(nxt, ln))):
             out[i] = dataclasses.replace(ln, mono=False)
     return out
+
+
+def _under(ln: Line, prev: Line) -> bool:
+    """The next line of the same paragraph: right under, lined up, in the same type size (an
+    identifier in a sentence is set in the sentence's size; a listing on a slide is smaller)."""
+    return (0 <= ln.y0 - prev.y1 < 0.5 * prev.size and abs(ln.x0 - prev.x0) < prev.size
+            and abs(ln.size - prev.size) <= 0.5)
 
 
 def _is_heading(lines: list[Line], body: float) -> bool:
