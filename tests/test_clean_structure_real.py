@@ -90,6 +90,14 @@ def test_html_pre_listing_kept_as_fenced_lines():
     assert_clean_structure(r["text"])
 
 
+def test_html_footnote_marker_is_not_a_heading():
+    """texinfo sets each footnote's number as <h5>(6)</h5>: a marker, kept as text."""
+    r = cleaned(need("fftw", "Basic-Interface.html"))
+    assert r["reason"] is None, (r["reason"], r["detail"])
+    assert "#### Footnotes\n\n(6)\n\nGallia est omnis divisa" in r["text"]
+    assert_clean_structure(r["text"])
+
+
 def test_beamer_deck_bullets_titles_and_no_number_headings():
     r = cleaned(need("beamer", "beamerexample-conference-talk.pdf"))
     assert r["reason"] is None, (r["reason"], r["detail"])
