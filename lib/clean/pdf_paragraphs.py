@@ -133,7 +133,9 @@ def _inline_code_as_prose(lines: list[Line], right: float) -> list[Line]:
 def _under(ln: Line, prev: Line) -> bool:
     """The next line of the same paragraph: right under, lined up, in the same type size (an
     identifier in a sentence is set in the sentence's size; a listing on a slide is smaller)."""
-    return (0 <= ln.y0 - prev.y1 < 0.5 * prev.size and abs(ln.x0 - prev.x0) < prev.size
+    # boxes of fonts with tall ascenders overlap a little between lines of one paragraph
+    return (-0.3 * prev.size <= ln.y0 - prev.y1 < 0.5 * prev.size
+            and abs(ln.x0 - prev.x0) < prev.size
             and abs(ln.size - prev.size) <= 0.5)
 
 
