@@ -224,11 +224,12 @@ def test_symbol_font_bullet_attached_and_table_rows_read_across():
     lines share baselines are a table, read row by row, not column by column."""
     from lib.clean.pdf_lines import Line, _attach_markers, reading_order
     stats = Counter()
-    lines = _attach_markers([Line(138.1, 165.6, 472.0, 184.6, "MPI is not aware of streams", False, 17),
-                             Line(111.5, 165.7, 119.3, 184.5, "\uf0a7", False, 17)], stats)
+    text = Line(138.1, 165.6, 472.0, 184.6, "MPI is not aware of streams", False, 17)
+    lines = _attach_markers([text, Line(111.5, 165.7, 119.3, 184.5, "\uf0a7", False, 17)], stats)
     assert [ln.text for ln in lines] == ["\u2022 MPI is not aware of streams"]
     assert lines[0].x0 == 138.1 and stats["pdf_bullet_glyphs"] == 1
     rows = [Line(100, 100 + 20 * i, 180, 115 + 20 * i, f"MPI_Op{i}", False, 14) for i in range(4)]
-    rows += [Line(260, 100 + 20 * i, 420, 115 + 20 * i, f"reduction {i}", False, 14) for i in range(4)]
+    rows += [Line(260, 100 + 20 * i, 420, 115 + 20 * i, f"reduction {i}", False, 14)
+             for i in range(4)]
     order = [ln.text for ln in reading_order(rows, 960, 540, Counter(), slide=True)]
     assert order[:4] == ["MPI_Op0", "reduction 0", "MPI_Op1", "reduction 1"]

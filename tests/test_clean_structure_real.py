@@ -129,7 +129,8 @@ def test_powerpoint_deck_kept_with_bullets_titles_and_listing():
     # set in 24 pt over a 17 pt body: still bullets, not headings
     assert "## So far we learned about\n\n- CUDA-Aware MPI\n- What is behind (GPUDirect" in text
     # a wrapped bullet is one item
-    assert "\n- First: Collective Operations (e.g. Allreduce), as they are required for DeepLearning\n" in text
+    assert ("\n- First: Collective Operations (e.g. Allreduce), as they are required for "
+            "DeepLearning\n") in text
     assert ("- NVSHMEM supports the OpenSHMEM library, supporting one sided communication "
             "operation\n- Both allow to issue communication request asynchronous with respect to "
             "the CPU-thread, but synchronous to CUDA streams\n") in text
@@ -143,7 +144,8 @@ def test_powerpoint_deck_kept_with_bullets_titles_and_listing():
     # and identifiers set in the bullets' size inside a sentence stay in the sentence
     assert ("\n- Multiple calls to ncclSend() and ncclRecv() should be fused with ncclGroupStart() "
             "and ncclGroupEnd()to\n") in text
-    assert ("Bcast:\n\n```\nncclGroupStart();\nif (rank == root) {\n  for (int r=0; r<nranks; r++)\n"
+    assert ("Bcast:\n\n```\nncclGroupStart();\nif (rank == root) {\n"
+            "  for (int r=0; r<nranks; r++)\n"
             "    ncclSend(sendbuff[r], size, type, r, comm, stream);}\n"
             "ncclRecv(recvbuff, size, type, root, comm, stream);\nncclGroupEnd();\n```") in text
     assert not re.search("[\ue000-\uf8ff]", text)  # no symbol-font glyph left

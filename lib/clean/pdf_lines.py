@@ -301,7 +301,8 @@ def _attach_markers(lines: list[Line], stats: Counter) -> list[Line]:
             continue
         if _PUA_LEAD.match(ln.text):  # a symbol-font bullet inside the text's own run
             stats["pdf_bullet_glyphs"] += 1
-            ln = Line(ln.x0, ln.y0, ln.x1, ln.y1, _PUA_LEAD.sub("\u2022 ", ln.text), ln.mono, ln.size)
+            ln = Line(ln.x0, ln.y0, ln.x1, ln.y1, _PUA_LEAD.sub("\u2022 ", ln.text), ln.mono,
+                      ln.size)
         out.append(ln)
     return out
 

@@ -106,8 +106,9 @@ def _slide_title(lines: list[Line], body: float) -> bool:
     if len(lines) < 2:
         return False
     first, nxt = lines[0], lines[1]
-    return (not first.mono and not _BULLET.match(first.text) and not _is_heading([first], body) and len(first.text.split()) <= 12
-            and bool(_LETTER.search(first.text)) and first.x0 <= min(ln.x0 for ln in lines) + 1
+    return (not first.mono and not _BULLET.match(first.text) and not _is_heading([first], body)
+            and len(first.text.split()) <= 12 and bool(_LETTER.search(first.text))
+            and first.x0 <= min(ln.x0 for ln in lines) + 1
             and (nxt.x0 > first.x0 + first.size or nxt.y0 - first.y1 > 0.8 * first.size))
 
 
