@@ -18,7 +18,8 @@ them) plus any --extra folders. Per kind (pdf, html) it prints JSON with
   - structure (issue 23), measured here with the benchmark's own rules, not the cleaner's:
     code lines kept as lines (a line set in a typewriter font that `pdftotext -layout` also
     prints as a line, found as a whole line of our text; pdftotext -layout's own share beside
-    it), look-alike characters left (U+2215/U+2044 anywhere, U+2212 and curly quotes in fenced
+    it), bullets (a line pdftotext -layout prints after a bullet glyph) that start a `- `
+    item of ours, look-alike characters left (U+2215/U+2044 anywhere, U+2212 and curly quotes in fenced
     code), dot-leader (table-of-contents) lines left, number-only headings, and on-topic
     documents (groups marked "hpc") rejected, with their reasons;
   - relevance: the score of on-topic ("hpc") and off-topic ("off") documents and how many of
@@ -61,6 +62,7 @@ LEADER = re.compile(r"(?:\.\s?){4,}\s*\d{1,4}\s*$|^\s*(?:\.\s?){4,}\s*$")
 LEADER_END = re.compile(r"(?:\.\s?){4,}\s*$")
 PAGE_REF = re.compile(r"[^\W\d_][^\d]*[\s,.]\d{1,4}\s*$")  # "Kernels . . 12", "palette, 184"
 NUMBER_HEADING = re.compile(r"^#{1,6}\s+[\d\W]+$")
+BULLET_LINE = re.compile(r"^\s*[\u2022\u25aa\u25a0\u25cf\u25e6\u2023\ue000-\uf8ff]\s+(\S.*)$")
 
 
 def nonspace(text: str) -> Counter:
@@ -148,10 +150,30 @@ def typewriter_lines(data: bytes) -> list[str]:
     return out
 
 
-def layout_lines(data: bytes) -> set[str]:
-    out = subprocess.run(["pdftotext", "-layout", "-enc", "UTF-8", "-", "-"], input=data,
-                         capture_output=True).stdout.decode("utf-8", "replace")
-    return {same(ln) for ln in out.split("\n")}
+def layout_text(data: bytes) -> str:
+    return subprocess.run(["pdftotext", "-layout", "-enc", "UTF-8", "-", "-"], input=data,
+                          capture_output=True).stdout.decode("utf-8", "replace")
+
+
+def bullets(layout: str) -> list[str]:
+    """The text of each bullet that pdftotext -layout prints after a bullet glyph (a symbol
+    font's glyph included), up to the next column (a run of three spaces)."""
+    out = []
+    for ln in layout.split("\n"):
+        m = BULLET_LINE.match(ln)
+        if m:
+            text = same(re.split(r"\s{3,}", m.group(1).strip())[0])
+            if len(text) >= 4:
+                out.append(text)
+    return out
+
+
+def bullets_as_items(marked: list[str], text: str) -> int:
+    """How many of those bullets start a `- ` item of our text (indentation aside; compared
+    without spaces, which pdftotext and MuPDF infer differently: "⟨cmd ⟩" / "⟨cmd⟩")."""
+    items = ["".join(same(ln)[2:].split()) for ln in text.split("\n")
+             if ln.lstrip().startswith("- ")]
+    return sum(1 for b in marked if any(it.startswith("".join(b.split())) for it in items))
 
 
 def structure(text: str, kind: str, data: bytes) -> Counter:
@@ -169,8 +191,12 @@ def structure(text: str, kind: str, data: bytes) -> Counter:
             c["number_only_headings"] += bool(NUMBER_HEADING.match(line))
     if kind == "pdf":
         code = typewriter_lines(data)
-        layout = layout_lines(data)
+        raw_layout = layout_text(data)
+        layout = {same(ln) for ln in raw_layout.split("\n")}
         ours = {same(ln) for ln in text.split("\n")}
+        marked = bullets(raw_layout)
+        c["bullets"] += len(marked)
+        c["bullets_as_items"] += bullets_as_items(marked, text)
         c["code_lines"] += len(code)
         c["code_lines_layout"] += sum(1 for ln in code if ln in layout)
         kept = sum(1 for ln in code if ln in layout and ln in ours)
@@ -276,6 +302,8 @@ def report(a: Counter) -> dict:
             "code_lines_kept_as_lines_doc_mean": round(
                 a["code_docs_share_milli"] / 1000 / max(1, a["code_docs"]), 3),
             "docs_below_0.9_of_code_lines": a["code_docs_below_0.9"],
+            "bullets_in_layout": a["bullets"],
+            "bullets_as_list_items": round(a["bullets_as_items"] / max(1, a["bullets"]), 3),
             "lookalikes_left": a["lookalikes_left"], "toc_lines_left": a["toc_lines_left"],
             "number_only_headings": a["number_only_headings"],
             "hpc_rejected": a["hpc_rejected"],
