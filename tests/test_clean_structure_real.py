@@ -77,6 +77,8 @@ def test_hpc_guide_listings_fenced_and_contents_dropped():
     assert "```\nhost1\nhost2:2\nhost3:4   # Random comments\nhost4:1\n```" in text
     assert "```\nexport PATH=/home/you/mpich-installed/bin:$PATH\n```" in text
     assert "## Contents" not in text and "Default Runtime Environment . ." not in text
+    # a compound broken at its hyphen stays whole (before: "DE-AC02- 06CH11357")
+    assert "under Contract DE-AC02-06CH11357." in text
     assert r["stats"]["pdf_toc_lines_removed"] + r["stats"]["pdf_toc_pages"] > 0
     assert_clean_structure(text)
 

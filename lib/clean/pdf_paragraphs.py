@@ -24,6 +24,7 @@ _WORD = re.compile(r"\w+")
 _COMPOUND = re.compile(r"(?<![\w-])\w+-\w+(?![\w])")
 _SENTENCE_END = re.compile(r"[.!?:;)\]\"\u201d']$")
 _HYPHEN_END = re.compile(r"[A-Za-z\u00c0-\u024f][-\u00ad\u2010]$")
+_COMPOUND_END = re.compile(r"[A-Za-z0-9\u00c0-\u024f][-\u2010]$")
 _LETTER = re.compile(r"[^\W\d_]")
 _CODE_GAP_EM = 3.0   # a gap up to this (in font sizes) between two monospaced lines: same listing
 _WRAP_SHARE = 0.15   # a slide line ending within this share of the text width from its right
@@ -220,6 +221,8 @@ def _join_prose(lines: list[Line]) -> str:
             text = ln.text
         elif _HYPHEN_END.search(text) and ln.text[:1].islower():
             text = text[:-1] + _SOFT + ln.text
+        elif _COMPOUND_END.search(text) and (ln.text[:1].isupper() or ln.text[:1].isdigit()):
+            text += ln.text  # "MPI-|IO", "MPI-|2": a compound broken at its hyphen, kept whole
         else:
             text += " " + ln.text
     return text
