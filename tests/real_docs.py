@@ -7,6 +7,8 @@ benchmark) can say exactly what to install when they are absent.
 from __future__ import annotations
 
 import gzip
+import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,3 +92,53 @@ def read(path: Path) -> bytes:
 def missing_message(name: str) -> str:
     return (f"real-document group {name!r} needs the Debian package {GROUPS[name].package} "
             f"(apt-get install {GROUPS[name].package}; .ci/run installs it)")
+
+
+# Third-party documents no Debian package ships, brought from public repositories. They are not
+# committed here (the project keeps fetched files out of its history): a test that needs one
+# looks in $HPC_LM_FETCHED_DOCS, else in shared/real_docs/ beside the checkout (where CI finds
+# shared/), checks the bytes by their SHA-256, and skips naming the source when absent.
+@dataclass(frozen=True)
+class Fetched:
+    file: str      # the name it is looked up by
+    repo: str      # the public repository, its commit and the path there
+    commit: str
+    path: str
+    licence: str
+    sha256: str
+    what: str
+
+
+FETCHED = {
+    # a PowerPoint deck: bullets set as Wingdings glyphs apart from their text, nested bullets,
+    # slide titles in larger type, C listings in Consolas, a two-column code slide
+    "pptx_deck": Fetched(
+        "jsc-multi-gpu-07-nccl-nvshmem-slides.pdf", "FZJ-JSC/tutorial-multi-gpu",
+        "bd2cc1c43c5e33ab31c9ba13f2f90d8c0e369fac",
+        "07-L_Overview_of_NCCL_and_NVSHMEM_in_MPI_Programs/slides.pdf", "MIT",
+        "6502ecc0b09397209ca83a7b26f11b77fdd76c1a4627babb8d213d7c5de18fb4",
+        "22 slides, Creator and Producer 'Microsoft PowerPoint 2019', 696,425 bytes, uncut"),
+}
+
+
+def fetched_dirs() -> list[Path]:
+    env = os.environ.get("HPC_LM_FETCHED_DOCS")
+    here = Path(__file__).resolve().parents[1]
+    return [Path(env)] if env else [here.parent / "shared" / "real_docs"]
+
+
+def fetched(name: str) -> Path | None:
+    """The fetched document's path when it is present with the recorded bytes, else None."""
+    doc = FETCHED[name]
+    for folder in fetched_dirs():
+        path = folder / doc.file
+        if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == doc.sha256:
+            return path
+    return None
+
+
+def fetched_message(name: str) -> str:
+    d = FETCHED[name]
+    return (f"fetched document {name!r} absent: put {d.path} of {d.repo} at {d.commit[:12]} "
+            f"({d.licence}, sha256 {d.sha256[:12]}) as {d.file} in "
+            f"{' or '.join(str(p) for p in fetched_dirs())} (or set HPC_LM_FETCHED_DOCS)")

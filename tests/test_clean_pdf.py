@@ -144,3 +144,92 @@ def test_hyphen_kept_when_the_document_uses_the_compound():
     got = extract_pdf(doc.tobytes(), stats)
     assert "is memory-bound on GPUs" in got.text and "the replacement policy" in got.text
     assert stats["pdf_hyphens_kept"] == 1 and stats["pdf_hyphens_joined"] == 1
+
+
+HELV, COUR = pymupdf.Font("helv"), pymupdf.Font("cour")
+
+
+def put(page, xy, text: str, size: float, mono: bool = False) -> None:
+    """Text through a TextWriter, which keeps the Base-14 font's bullet (insert_text's simple
+    encoding turns it into a middle dot)."""
+    tw = pymupdf.TextWriter(page.rect)
+    tw.append(xy, text, font=COUR if mono else HELV, fontsize=size)
+    tw.write_text(page)
+
+
+def powerpoint_like_deck() -> bytes:
+    """Three 16:9 slides laid out the way PowerPoint exports them (coordinates from FZJ-JSC's
+    multi-GPU tutorial deck): each bullet a glyph of its own left of its text, sub-bullets
+    further right, a wrapped bullet's second line under its text; bullets set larger than the
+    body; bullets beside a listing, the gutter left of the middle, identifiers in the prose."""
+    doc = pymupdf.open()
+    p = doc.new_page(width=960, height=540)
+    put(p, (102, 140), "Motivation", 22)
+    rows = [(0, "MPI is not (yet) aware of CUDA streams"),
+            (0, "Explicit synchronization between kernels and MPI calls is required"),
+            (0, "For better efficiency: CUDA-stream-aware communication"),
+            (1, "Communication which is aware of CUDA streams"),
+            (1, "NCCL and the host API of NVSHMEM"),
+            (0, "Library for efficient communication"), (None, "with GPUs")]
+    for i, (level, text) in enumerate(rows):
+        shift, y = 36 * (level or 0), 180 + 20.4 * i
+        if level is not None:
+            put(p, (111.5 + shift, y), "\u2022", 17)
+        put(p, (138 + shift, y), text, 17)
+    p = doc.new_page(width=960, height=540)
+    put(p, (102, 140), "So far we learned about", 22)
+    for i, text in enumerate(["CUDA-Aware MPI", "How to debug, profile and trace your code"]):
+        put(p, (111.5, 190 + 43 * i), "\u2022 " + text, 24)
+    p = doc.new_page(width=960, height=540)
+    put(p, (39, 105), "Fused Communication Calls", 22)
+    put(p, (38, 140), "\u2022", 17)
+    for i, (text, mono) in enumerate([("Multiple calls to ncclSend() and", False),
+                                      ("ncclRecv()", True), ("should be fused with", False),
+                                      ("ncclGroupEnd() to avoid deadlocks.", False)]):
+        put(p, (65, 140 + 24 * i), text, 20, mono)
+    put(p, (416, 131), "Bcast:", 14)
+    code = [(0, "ncclGroupStart();"), (0, "if (rank == root) {"),
+            (2, "for (int r=0; r<nranks; r++)"),
+            (4, "ncclSend(sendbuff[r], size, type, r, comm, stream);}"), (0, "ncclGroupEnd();")]
+    for i, (indent, text) in enumerate(code):
+        put(p, (415 + 7.2 * indent, 155 + 18.7 * i), text, 12, True)
+    return doc.tobytes()
+
+
+def test_powerpoint_like_bullets_titles_columns_and_listing():
+    stats = Counter()
+    got = extract_pdf(powerpoint_like_deck(), stats)
+    assert got.deck
+    assert got.text == (
+        "## Motivation\n\n"
+        "- MPI is not (yet) aware of CUDA streams\n"
+        "- Explicit synchronization between kernels and MPI calls is required\n"
+        "- For better efficiency: CUDA-stream-aware communication\n"
+        "  - Communication which is aware of CUDA streams\n"
+        "  - NCCL and the host API of NVSHMEM\n"
+        "- Library for efficient communication with GPUs\n\n"
+        "## So far we learned about\n\n"
+        "- CUDA-Aware MPI\n- How to debug, profile and trace your code\n\n"
+        "## Fused Communication Calls\n\n"
+        "- Multiple calls to ncclSend() and ncclRecv() should be fused with ncclGroupEnd() to "
+        "avoid deadlocks.\n\n"
+        "Bcast:\n\n"
+        "```\nncclGroupStart();\nif (rank == root) {\n  for (int r=0; r<nranks; r++)\n"
+        "    ncclSend(sendbuff[r], size, type, r, comm, stream);}\nncclGroupEnd();\n```")
+    assert stats["pdf_bullet_glyphs"] == 7
+
+
+def test_symbol_font_bullet_attached_and_table_rows_read_across():
+    """U+F0A7 is where MuPDF puts PowerPoint's Wingdings square; on a slide, two columns whose
+    lines share baselines are a table, read row by row, not column by column."""
+    from lib.clean.pdf_lines import Line, _attach_markers, reading_order
+    stats = Counter()
+    text = Line(138.1, 165.6, 472.0, 184.6, "MPI is not aware of streams", False, 17)
+    lines = _attach_markers([text, Line(111.5, 165.7, 119.3, 184.5, "\uf0a7", False, 17)], stats)
+    assert [ln.text for ln in lines] == ["\u2022 MPI is not aware of streams"]
+    assert lines[0].x0 == 138.1 and stats["pdf_bullet_glyphs"] == 1
+    rows = [Line(100, 100 + 20 * i, 180, 115 + 20 * i, f"MPI_Op{i}", False, 14) for i in range(4)]
+    rows += [Line(260, 100 + 20 * i, 420, 115 + 20 * i, f"reduction {i}", False, 14)
+             for i in range(4)]
+    order = [ln.text for ln in reading_order(rows, 960, 540, Counter(), slide=True)]
+    assert order[:4] == ["MPI_Op0", "reduction 0", "MPI_Op1", "reduction 1"]

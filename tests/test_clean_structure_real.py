@@ -13,7 +13,7 @@ import pytest
 
 from lib.clean.config import CleanParams
 from lib.clean.pipeline import process_bytes
-from tests.real_docs import GROUPS, files, missing_message, read
+from tests.real_docs import GROUPS, fetched, fetched_message, files, missing_message, read
 
 P = CleanParams()
 EXTRACTION = CleanParams(min_relevance=0.0)  # TeX manuals: structure, not topic, is tested
@@ -77,6 +77,8 @@ def test_hpc_guide_listings_fenced_and_contents_dropped():
     assert "```\nhost1\nhost2:2\nhost3:4   # Random comments\nhost4:1\n```" in text
     assert "```\nexport PATH=/home/you/mpich-installed/bin:$PATH\n```" in text
     assert "## Contents" not in text and "Default Runtime Environment . ." not in text
+    # a compound broken at its hyphen stays whole (before: "DE-AC02- 06CH11357")
+    assert "under Contract DE-AC02-06CH11357." in text
     assert r["stats"]["pdf_toc_lines_removed"] + r["stats"]["pdf_toc_pages"] > 0
     assert_clean_structure(text)
 
@@ -90,6 +92,14 @@ def test_html_pre_listing_kept_as_fenced_lines():
     assert_clean_structure(r["text"])
 
 
+def test_html_footnote_marker_is_not_a_heading():
+    """texinfo sets each footnote's number as <h5>(6)</h5>: a marker, kept as text."""
+    r = cleaned(need("fftw", "Basic-Interface.html"))
+    assert r["reason"] is None, (r["reason"], r["detail"])
+    assert "#### Footnotes\n\n(6)\n\nGallia est omnis divisa" in r["text"]
+    assert_clean_structure(r["text"])
+
+
 def test_beamer_deck_bullets_titles_and_no_number_headings():
     r = cleaned(need("beamer", "beamerexample-conference-talk.pdf"))
     assert r["reason"] is None, (r["reason"], r["detail"])
@@ -97,6 +107,52 @@ def test_beamer_deck_bullets_titles_and_no_number_headings():
     assert "## Outline\n\n- Introduction\n- The Model and the Problem\n- The Integrated Approach" in text
     assert "- Look for phylogenetic networks.\n- Correct data.\n" in text
     assert r["stats"]["pdf_slide_titles"] >= 10
+    assert_clean_structure(text)
+
+
+def test_powerpoint_deck_kept_with_bullets_titles_and_listing():
+    """A deck made by PowerPoint (FZJ-JSC's multi-GPU tutorial, tests/real_docs.py FETCHED):
+    its bullets are Wingdings glyphs set apart from their text (U+F0A7 to MuPDF), its body
+    bullets are larger than the code, sub-bullets are indented, listings are in Consolas."""
+    path = fetched("pptx_deck")
+    if path is None:
+        pytest.skip(fetched_message("pptx_deck"))
+    r = process_bytes(path.read_bytes(), {"type": "pdf", "source": path.name}, P)
+    assert r["reason"] is None, (r["reason"], r["detail"])
+    text = r["text"]
+    assert ("## Motivation\n\n"
+            "- MPI is not (yet [1]) aware of CUDA streams\n"
+            "- Explicit synchronization between GPU-compute kernel and CPU communication calls is "
+            "required\n"
+            "- CUDA-aware MPI is GPU-memory-aware communication\n"
+            "- For better efficiency: CUDA-stream-aware communication\n"
+            "  - Communication, which is aware of CUDA-streams or use CUDA streams\n"
+            "  - NCCL and (Host-API) of NVSHMEM\n") in text
+    # set in 24 pt over a 17 pt body: still bullets, not headings
+    assert "## So far we learned about\n\n- CUDA-Aware MPI\n- What is behind (GPUDirect" in text
+    # a wrapped bullet is one item
+    assert ("\n- First: Collective Operations (e.g. Allreduce), as they are required for "
+            "DeepLearning\n") in text
+    assert ("- NVSHMEM supports the OpenSHMEM library, supporting one sided communication "
+            "operation\n- Both allow to issue communication request asynchronous with respect to "
+            "the CPU-thread, but synchronous to CUDA streams\n") in text
+    for title in ("Summary", "Motivation", "NCCL-API (With MPI) - Initialization",
+                  "How to Compile an MPI+NCCL Application"):
+        assert f"\n## {title}\n" in text, title
+    assert ("```\nMPI_Init(&argc,&argv)\nMPI_Comm_size(MPI_COMM_WORLD, &size);\n"
+            "MPI_Comm_rank(MPI_COMM_WORLD, &rank);\n\nncclUniqueId nccl_uid;\n"
+            "if (rank == 0) ncclGetUniqueId(&nccl_uid);\n") in text
+    # a slide of bullets beside listings, the gutter left of the middle: column by column,
+    # and identifiers set in the bullets' size inside a sentence stay in the sentence
+    assert ("\n- Multiple calls to ncclSend() and ncclRecv() should be fused with ncclGroupStart() "
+            "and ncclGroupEnd()to\n") in text
+    assert ("Bcast:\n\n```\nncclGroupStart();\nif (rank == root) {\n"
+            "  for (int r=0; r<nranks; r++)\n"
+            "    ncclSend(sendbuff[r], size, type, r, comm, stream);}\n"
+            "ncclRecv(recvbuff, size, type, root, comm, stream);\nncclGroupEnd();\n```") in text
+    assert not re.search("[\ue000-\uf8ff]", text)  # no symbol-font glyph left
+    assert "\n# \u2022" not in text and "\n## \u2022" not in text
+    assert r["stats"]["pdf_bullet_glyphs"] >= 40
     assert_clean_structure(text)
 
 

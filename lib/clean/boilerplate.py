@@ -4,14 +4,14 @@ of generated documentation) are boilerplate: the first copy stays, later copies 
 Manuals and slides repeat by nature, so rejecting them with web-page repetition thresholds throws
 good text away; removing the repeats keeps the text and still lets a document that is mostly
 repetition be rejected (filters.boilerplate). Fenced code is left alone: repeated code lines
-("}", "end do") are code, not boilerplate.
+("}", "end do") are code, not boilerplate; so are numbers ("2", "0.5": table cells).
 """
 from __future__ import annotations
 
 import re
 
 _FENCE = re.compile(r"^\s*(```|~~~)")
-_HAS_WORD = re.compile(r"\w")
+_HAS_LETTER = re.compile(r"[^\W\d_]")
 
 
 def strip_repeats(text: str) -> tuple[str, int, int]:
@@ -24,8 +24,9 @@ def strip_repeats(text: str) -> tuple[str, int, int]:
         if _FENCE.match(line):
             in_code = not in_code
         key = " ".join(line.split())
-        # lines without a word character (table rules, "---") carry structure, not content
-        if in_code or not _HAS_WORD.search(key) or _FENCE.match(line):
+        # lines without a letter carry structure or data, not boilerplate: table rules ("---")
+        # and the cells of a table or matrix that a PDF gives one per line ("2", "0", "1.5")
+        if in_code or not _HAS_LETTER.search(key) or _FENCE.match(line):
             out.append(line)
         elif key in seen:
             removed += 1

@@ -23,6 +23,7 @@ COUNTERS = ("html_boilerplate_elements", "html_code_fragments", "html_edit_links
 DROP_TAGS = ["script", "style", "noscript", "nav", "header", "footer", "aside", "form", "iframe",
              "svg", "button", "template", "select", "input", "textarea", "object", "embed", "canvas"]
 DROP_ROLES = {"navigation", "banner", "contentinfo", "complementary", "search", "menu", "menubar"}
+_LETTER = re.compile(r"[^\W\d_]")
 _BOILER = re.compile(r"(^|[-_ ])(cookies?|consent|gdpr|breadcrumbs?|navbar|sidebar|skip-?link|"
                      r"edit-?(this-?)?page|edit-?link|share|social|advert|ads|banner|related(-?posts)?|"
                      r"byline|post-?meta|tags|paywall|cookie-?(banner|consent|notice)|"
@@ -119,8 +120,10 @@ class _Renderer:
                 self.flush()
                 # Sphinx and Doxygen put a "¶" permalink after every heading
                 title = " ".join(child.get_text(" ").split()).rstrip("\u00b6 ")
+                # a heading without a letter is a marker (texinfo's footnote "(6)"), not a title
                 if title:
-                    self.lines.extend(["#" * HEADINGS[name] + " " + title, ""])
+                    mark = "#" * HEADINGS[name] + " " if _LETTER.search(title) else ""
+                    self.lines.extend([mark + title, ""])
             elif name in ("ul", "ol"):
                 self.flush()
                 self._list(child, depth)

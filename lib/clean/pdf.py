@@ -40,8 +40,9 @@ def _read_pages(doc, stats: Counter) -> tuple[list[tuple[float, list[Line]]], in
         lines = page_lines(page, stats, rect)
         if not lines and page.get_images(full=False):
             scanned += 1
-        landscape += rect.width > _DECK_ASPECT * rect.height
-        pages.append((rect.height, reading_order(lines, rect.width, rect.height, stats)))
+        slide = rect.width > _DECK_ASPECT * rect.height
+        landscape += slide
+        pages.append((rect.height, reading_order(lines, rect.width, rect.height, stats, slide)))
     return pages, scanned, landscape > len(pages) / 2
 
 

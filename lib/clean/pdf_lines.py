@@ -28,7 +28,8 @@ from dataclasses import dataclass
 import pymupdf
 
 # The counters this module adds to a document's stats (lib/clean/counters.py gathers them).
-COUNTERS = ("pdf_line_numbers_removed", "pdf_page_numbers_removed", "pdf_two_column_bands")
+COUNTERS = ("pdf_bullet_glyphs", "pdf_line_numbers_removed", "pdf_page_numbers_removed",
+            "pdf_two_column_bands")
 FLAGS = pymupdf.TEXT_PRESERVE_WHITESPACE | pymupdf.TEXT_MEDIABOX_CLIP | pymupdf.TEXT_PRESERVE_SPANS
 NUMBER_ONLY = re.compile(r"^\s*(?:[-\u2013\u2014(\[]?\s*(?:page\s+)?\d{1,5}(?:\s*(?:/|of)\s*\d{1,5})?"
                          r"\s*[-\u2013\u2014)\]]?|[ivxlcdm]{1,6})\s*$", re.I)
@@ -44,6 +45,14 @@ _MONO_NAME = re.compile(r"mono|courier|cmtt|sftt|ectt|tctt|lmtt|txtt|pcrr|nimbus
                         r"consola|menlo|monaco|typewriter|cousine|andale|lucidacons|letter ?gothic|"
                         r"sourcecode|firacode|cursor|fixed|\btt\d", re.I)
 _SCALE = 100.0     # MuPDF's JSON writes integer coordinates: ask for hundredths of a point
+# A list marker set as a glyph of its own: a bullet, a dash, or a character of a symbol font
+# (PowerPoint's Wingdings square is U+F0A7: symbol fonts map into the Private Use Area)
+_MARKER = re.compile(r"^[\u2022\u2023\u25e6\u2043\u25aa\u25ab\u25a0\u25cf\u25b6\u25b8\u27a2\u2756"
+                     r"\u2212\u2013\ue000-\uf8ff]$")
+_PUA_LEAD = re.compile(r"^[\ue000-\uf8ff]\s+")
+_MARKER_GAP_EM = 2.5  # a marker this far (in font sizes) left of its line's text
+_GUTTER_MIN = 0.02    # a slide's column gutter: at least this share of the page width
+_ROW_SHARE = 0.3      # columns whose lines share baselines this often are a table's rows
 
 pymupdf.TOOLS.mupdf_display_errors(False)
 pymupdf.TOOLS.mupdf_display_warnings(False)
@@ -259,6 +268,42 @@ def page_lines(page, stats: Counter, rect=None) -> list[Line]:
             mono = all(r[6] for r in runs if r[4].strip())
             size = max(r[5] for r in runs)
         out.append(Line(runs[0][0], y0, runs[-1][2], y1, text, mono, size))
+    return _attach_markers(out, stats)
+
+
+def _attach_markers(lines: list[Line], stats: Counter) -> list[Line]:
+    """A list marker that MuPDF reads as a line of its own (PowerPoint sets the bullet apart
+    from its text, often in a symbol font whose glyphs land in the Private Use Area) becomes
+    "• " at the start of the text on its baseline just right of it; the line keeps the
+    text's left edge, so a wrapped bullet's next line lines up with it."""
+    markers = {i for i, ln in enumerate(lines) if _MARKER.match(ln.text)}
+    taken: set[int] = set()
+    used: set[int] = set()
+    for i in sorted(markers):
+        m = lines[i]
+        target = None
+        for j, ln in enumerate(lines):
+            if (j in markers or j in used or not 0 <= ln.x0 - m.x1 <= _MARKER_GAP_EM * m.size
+                    or min(ln.y1, m.y1) - max(ln.y0, m.y0) < 0.5 * min(ln.y1 - ln.y0, m.y1 - m.y0)):
+                continue
+            if target is None or ln.x0 < lines[target].x0:
+                target = j
+        if target is not None:
+            t = lines[target]
+            lines[target] = Line(t.x0, min(t.y0, m.y0), t.x1, max(t.y1, m.y1), "\u2022 " + t.text,
+                                 t.mono, t.size)
+            taken.add(i)
+            used.add(target)
+            stats["pdf_bullet_glyphs"] += 1
+    out = []
+    for i, ln in enumerate(lines):
+        if i in taken:
+            continue
+        if _PUA_LEAD.match(ln.text):  # a symbol-font bullet inside the text's own run
+            stats["pdf_bullet_glyphs"] += 1
+            ln = Line(ln.x0, ln.y0, ln.x1, ln.y1, _PUA_LEAD.sub("\u2022 ", ln.text), ln.mono,
+                      ln.size)
+        out.append(ln)
     return out
 
 
@@ -290,12 +335,42 @@ def _bands(lines: list[Line], height: float) -> list[list[Line]]:
     return bands
 
 
-def reading_order(lines: list[Line], width: float, height: float, stats: Counter) -> list[Line]:
+def _gutter(band: list[Line], width: float) -> float | None:
+    """Where a slide's band splits into two side-by-side columns that are read one after the
+    other (bullets beside a listing): the widest vertical strip no line crosses, with three or
+    more lines on each side whose baselines mostly do not line up. Lines that do line up are
+    rows (a table, terms beside their descriptions) and are read across, so no gutter then."""
+    spans = sorted((ln.x0, ln.x1) for ln in band)
+    best, reach = None, spans[0][1] if spans else 0.0
+    for x0, x1 in spans[1:]:
+        if x0 - reach >= _GUTTER_MIN * width and (best is None or x0 - reach > best[1] - best[0]):
+            best = (reach, x0)
+        reach = max(reach, x1)
+    if best is None:
+        return None
+    left = [ln for ln in band if ln.x1 <= best[0]]
+    right = [ln for ln in band if ln.x0 >= best[1]]
+    if len(left) < 3 or len(right) < 3:
+        return None
+    # a row: the same type size on the same baseline, on both sides
+    rows = sum(1 for a in left if any(abs(a.y1 - b.y1) < 0.2 * a.size and abs(a.size - b.size) < 1
+                                      for b in right))
+    return (best[0] + best[1]) / 2 if rows < _ROW_SHARE * min(len(left), len(right)) else None
+
+
+def reading_order(lines: list[Line], width: float, height: float, stats: Counter,
+                  slide: bool = False) -> list[Line]:
     """Bands top to bottom; inside a band, full-width lines split it further and between them
-    the left column comes before the right one."""
+    the left column comes before the right one. On a slide the columns need not meet at the
+    middle: a band with a gutter elsewhere (_gutter) is read left column, then right."""
     mid, slack = width / 2, width * 0.03
     out: list[Line] = []
     for band in _bands(lines, height):
+        cut = _gutter(band, width) if slide else None
+        if cut is not None:
+            stats["pdf_two_column_bands"] += 1
+            out.extend([ln for ln in band if ln.x1 <= cut] + [ln for ln in band if ln.x1 > cut])
+            continue
         left: list[Line] = []
         right: list[Line] = []
         for ln in band + [None]:
