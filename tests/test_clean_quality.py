@@ -155,3 +155,16 @@ def test_a_code_page_is_judged_by_the_code_rule_only():
     page = "# stencil.c\n\n" + ("```c\n" + LISTING + "```\n\n") * 8
     assert check(page) is None
     assert check("# app.min.js\n\n```js\n" + "var a=1;" * 200 + "\n```") == "code_junk"
+
+
+def test_relevance_counts_context_terms_at_their_weight():
+    """A manual made of HPC's everyday words (node, memory, buffer) scores a tenth of one that
+    names the domain; a word in both lists counts as a domain term."""
+    from lib.clean.relevance import relevance, term_weights
+    weights = term_weights(["mpi", "node"], ["node", "memory", "buffer"], 0.1)
+    assert weights == {"mpi": 1.0, "node": 1.0, "memory": 0.1, "buffer": 0.1}
+    generic = "the memory buffer holds data " * 20      # 2 context terms in 5 words
+    named = "the MPI_Send call sends data " * 20         # MPI_Send: "mpi" and "send"
+    assert relevance(generic, weights) == 40.0          # 1000 * 0.1 * 2 / 5
+    assert relevance(named, weights) == round(1000 * 1 / 6, 2)
+    assert relevance("", weights) == 0.0

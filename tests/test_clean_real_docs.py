@@ -40,8 +40,10 @@ def extract_pdf(data: bytes, stats: Counter):
 
 
 @cache
-def cleaned(path) -> dict:
-    return process_bytes(read(path), {"type": GROUPS_BY_PATH[path], "source": str(path)}, P)
+def cleaned(path, topic: bool = True) -> dict:
+    """The pipeline's result; topic=False: with the relevance filter off."""
+    params = P if topic else CleanParams(min_relevance=0.0)
+    return process_bytes(read(path), {"type": GROUPS_BY_PATH[path], "source": str(path)}, params)
 
 
 GROUPS_BY_PATH: dict = {}
@@ -140,7 +142,7 @@ def test_english_manuals_kept_without_nav_or_fffd(group):
         assert r["reason"] is None, f"{path.name}: {r['reason']} {r['detail']}"
         assert not NAV.search(r["text"]), f"{path.name}: {NAV.search(r['text']).group(0)!r}"
         assert "\ufffd" not in r["text"], path.name
-        assert r["relevance"] > 5, f"{path.name}: relevance {r['relevance']}"
+        assert r["relevance"] >= P.min_relevance, f"{path.name}: relevance {r['relevance']}"
 
 
 def test_texinfo_navigation_removed():
@@ -186,7 +188,7 @@ def test_relevance_ranks_hpc_above_other_manuals_and_threshold_drops_off_topic()
 
 def test_repeated_slide_lines_removed_and_counted():
     talk = next(p for p in need("beamer") if "conference-talk" in p.name)
-    r = cleaned(talk)
+    r = cleaned(talk, topic=False)  # a bioinformatics talk: off topic for HPC
     assert r["reason"] is None, (r["reason"], r["detail"])
     assert r["stats"]["boilerplate_lines_removed"] > 0
     lines = [" ".join(ln.split()) for ln in r["text"].split("\n") if ln.strip()]

@@ -18,7 +18,7 @@ from lib.clean.extract import reasons as extract_reasons
 from lib.clean.filters import REASONS as FILTER_REASONS
 from lib.clean.filters import Doc, first_failure
 from lib.clean.language import identifier as language_model
-from lib.clean.relevance import relevance
+from lib.clean.relevance import relevance, term_weights
 from lib.clean.text import prose
 from lib.core.errors import UserError
 from lib.core.io import JsonlWriter, iter_jsonl
@@ -82,13 +82,13 @@ def process_bytes(data: bytes, task: dict, p: CleanParams) -> dict:
     return out
 
 
-_TERMS: dict[tuple, frozenset] = {}
+_TERMS: dict[tuple, dict[str, float]] = {}
 
 
-def _terms(p: CleanParams) -> frozenset[str]:
-    key = tuple(p.domain_terms)
+def _terms(p: CleanParams) -> dict[str, float]:
+    key = (tuple(p.domain_terms), tuple(p.context_terms), p.context_weight)
     if key not in _TERMS:
-        _TERMS[key] = frozenset(t.lower() for t in key)
+        _TERMS[key] = term_weights(*key)
     return _TERMS[key]
 
 
