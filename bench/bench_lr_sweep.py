@@ -14,7 +14,7 @@ TUNING corpus: bench/real_text.py's Debian HTML documentation (``--corpus debian
 are kept for reporting (bench_time_to_loss). Writes bench/results/lr_sweep.json after every run
 and prints the table shape x multiplier -> final val loss.
 
-    nice uv run python -m bench.bench_lr_sweep                      # ~40 min on 2 busy cores
+    nice uv run python -m bench.bench_lr_sweep                      # ~45 min on 2 cores shared with others
     nice uv run python -m bench.bench_lr_sweep --steps 2x128=50 --shapes 2x128   # a quick look
 """
 from __future__ import annotations
@@ -32,13 +32,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import real_text  # noqa: E402
 from bench.runs import Trainee, baseline, evaluator, ours, train_together  # noqa: E402
 from bench.shipped import SHAPES  # noqa: E402
-from lib.core.io import write_json  # noqa: E402
+from lib.core.io import read_json, write_json  # noqa: E402
 from lib.core.params import load_seed  # noqa: E402
 from lib.core.runtime import reuse_freed_memory  # noqa: E402
 from lib.data.windows import TrainWindows  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "lr_sweep.json"
-STEPS = {"2x128": 200, "6x384": 50, "8x512": 32}  # ~40 min in all on 2 busy cores (step times: the JSON)
+STEPS = {"2x128": 200, "6x384": 40, "8x512": 24}  # ~45 min in all on 2 cores shared with 3 other jobs
 
 
 def best(runs: list[dict], key: str) -> dict | None:
@@ -73,6 +73,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="1: on cores shared with other jobs, 2 threads "
                     "spin-wait for each other (measured 2-3x slower a step under load)")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--resume", action="store_true", help="keep the finished runs of --out that match "
+                    "(shape, steps, multiplier or rate) and run only the rest")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     reuse_freed_memory()  # as training does (lib.core.runtime.setup_torch)
@@ -80,6 +82,7 @@ def main() -> None:
     corpus_dir = real_text.prepare(vocab_size=8192)
     train, val, corpus = real_text.load_shards(corpus_dir)
     seed = load_seed()
+    previous = read_json(args.out)["shapes"] if args.resume and args.out.exists() else {}
     report = {"corpus": {"name": "debian (tuning)", **corpus}, "lr_mults": args.mults,
               "baseline_lrs": args.baseline_lrs, "seed": seed, "threads": args.threads,
               "val_windows": "lib.data.val_windows, spread", "val_batches": args.val_batches,
@@ -95,7 +98,14 @@ def main() -> None:
                   for m in args.mults]
         makers += [("baseline", lambda lr=lr: baseline(shape, n, corpus["vocab_size"], windows, seed, lr))
                    for lr in args.baseline_lrs]
-        for kind, make in makers:  # one run at a time: the sweep compares losses, not times
+        old = previous.get(name, {}) if previous.get(name, {}).get("steps") == n else {}
+        done = {("ours", r["lr_mult"]): r for r in old.get("ours", [])}
+        done.update({("baseline", r["lr"]): r for r in old.get("baseline", [])})
+        keys = [("ours", m) for m in args.mults] + [("baseline", lr) for lr in args.baseline_lrs]
+        for key, (kind, make) in zip(keys, makers):  # one run at a time: the sweep compares losses, not times
+            if key in done:
+                entry[kind].append(done[key])
+                continue
             run: Trainee = make()
             train_together([run], n, args.evals, evaluate, initial=False,  # step 0: ~9.0 for every run
                            log=lambda s: print(f"{name} {s}", file=sys.stderr, flush=True))
