@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 
@@ -71,10 +72,10 @@ def whole_step(args) -> None:
                 "baseline_adamw": make_stepper(base, baseline_params(1e-3, steps=1000), cpu,
                                                lambda i: Batch(x, y), steps=1000)}
 
-    def timed(stepper, i) -> float:
-        t0 = time.perf_counter()
+    def timed(stepper, i) -> tuple[float, float]:
+        t0, c0 = time.perf_counter(), time.process_time()
         stepper(i)
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - c0
 
     for i in range(args.warmup):
         for s in steppers.values():
@@ -85,15 +86,18 @@ def whole_step(args) -> None:
         for i in range(args.steps):
             for name, s in steppers.items():
                 times[name].append(timed(s, 100 + i))
-        ms = {name: round(statistics.median(t) * 1e3, 1) for name, t in times.items()}
+        ms = {name: round(statistics.median(t[0] for t in ts) * 1e3, 1) for name, ts in times.items()}
+        cpu = {name: round(statistics.median(t[1] for t in ts) * 1e3, 1) for name, ts in times.items()}
         ratio = {"adamw_over_muon": round(ms["recipe_adamw"] / ms["recipe_muon"], 3),
+                 "adamw_over_muon_cpu": round(cpu["recipe_adamw"] / cpu["recipe_muon"], 3),
                  "baseline_over_muon": round(ms["baseline_adamw"] / ms["recipe_muon"], 3)}
         ratios.append(ratio)
-        print(json.dumps({"repeat": r, "step_ms": ms, **ratio}), flush=True)
-    for key in ratios[0]:
-        vals = sorted(q[key] for q in ratios)
-        print(json.dumps({key: {"median": vals[len(vals) // 2], "min": vals[0], "max": vals[-1]},
-                          "shape": shape.name, "goal": ">= 0.9 (adamw_over_muon)"}), flush=True)
+        print(json.dumps({"repeat": r, "step_ms": ms, "step_cpu_ms": cpu, **ratio,
+                          "load_1m": round(os.getloadavg()[0], 1)}), flush=True)
+    spread = {key: {"median": statistics.median(q[key] for q in ratios), "min": min(q[key] for q in ratios),
+                    "max": max(q[key] for q in ratios)} for key in ratios[0]}
+    print(json.dumps({"shape": shape.name, "threads": args.threads, "repeats": args.repeats, **spread,
+                      "goal": ">= 0.9 (adamw_over_muon)"}), flush=True)
 
 
 def main() -> None:
