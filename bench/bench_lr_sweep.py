@@ -1,4 +1,4 @@
-"""Does the best learning rate stay put as the model grows? 3 LR multipliers x 3 shapes of the
+"""Does the best learning rate stay put as the model grows? 4 LR multipliers x 3 shapes of the
 SHIPPED recipe, against the nanoGPT-style baseline with its own rate swept.
 
 Ours: params.yaml's pretrain section at each shape (bench/shipped.py: only the shape, the step
@@ -14,7 +14,7 @@ TUNING corpus: bench/real_text.py's Debian HTML documentation (``--corpus debian
 are kept for reporting (bench_time_to_loss). Writes bench/results/lr_sweep.json after every run
 and prints the table shape x multiplier -> final val loss.
 
-    nice uv run python -m bench.bench_lr_sweep                      # ~45 min on 2 cores shared with others
+    nice uv run python -m bench.bench_lr_sweep                      # ~43 min on 2 cores shared with others
     nice uv run python -m bench.bench_lr_sweep --steps 2x128=50 --shapes 2x128   # a quick look
 """
 from __future__ import annotations
@@ -38,7 +38,7 @@ from lib.core.runtime import reuse_freed_memory  # noqa: E402
 from lib.data.windows import TrainWindows  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "lr_sweep.json"
-STEPS = {"2x128": 200, "6x384": 40, "8x512": 24}  # ~45 min in all on 2 cores shared with 3 other jobs
+STEPS = {"2x128": 200, "6x384": 40, "8x512": 24}  # ~43 min in all on 2 cores shared with 3 other jobs
 
 
 def best(runs: list[dict], key: str) -> dict | None:
@@ -65,8 +65,8 @@ def table(report: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
-    ap.add_argument("--mults", nargs="+", type=float, default=[0.5, 1.0, 2.0])
-    ap.add_argument("--baseline-lrs", nargs="+", type=float, default=[1e-3, 2e-3, 4e-3])
+    ap.add_argument("--mults", nargs="+", type=float, default=[0.5, 1.0, 2.0, 4.0])
+    ap.add_argument("--baseline-lrs", nargs="+", type=float, default=[5e-4, 1e-3, 2e-3, 4e-3])
     ap.add_argument("--steps", nargs="*", default=[], help="SHAPE=STEPS overrides, e.g. 6x384=80")
     ap.add_argument("--evals", type=int, default=2, help="validations (evenly spaced, the last at the end)")
     ap.add_argument("--val-batches", type=int, default=8, help="batches of spread val windows per validation")
