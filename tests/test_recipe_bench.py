@@ -117,3 +117,22 @@ def test_baseline_and_ours_train_through_the_library_step():
     _, masked = baseline(x, y, loss_mask=mask)
     _, first = baseline(x[:, :5], y[:, :5])
     torch.testing.assert_close(masked, first)
+
+
+def test_time_to_loss_ratios_are_tokens_times_step_cost():
+    """compare(): the token ratio is interpolated on our curve at the baseline's final loss, the
+    time ratio is token ratio x per-step wall ratio, the speedup its inverse."""
+    from bench.bench_time_to_loss import compare
+    from bench.runs import Trainee
+
+    def trainee(losses, step_s):
+        t = Trainee("t", torch.nn.Linear(2, 2), None, {})
+        t.curve = [{"step": 10 * i, "tokens": 1000 * i, "val_loss": v} for i, v in enumerate(losses)]
+        t.step_walls = t.step_cpus = [step_s] * 41
+        t.tokens = 4000
+        return t
+    out = compare(trainee([9.0, 6.0, 5.0, 4.5, 4.0], 1.5), trainee([9.0, 8.0, 7.0, 6.0, 5.5], 1.0))
+    assert out["target_baseline_final_val_loss"] == 5.5
+    assert out["token_ratio"] == pytest.approx(1500 / 4000, abs=1e-3)
+    assert out["per_step_wall_ratio"] == 1.5 and out["time_ratio"] == pytest.approx(1.5 * 0.375, abs=1e-3)
+    assert out["speedup"] == pytest.approx(1 / (1.5 * 0.375), abs=0.01)
