@@ -69,6 +69,11 @@ class BaselineGPT(nn.Module):
                                        ignore_index=-100)
 
 
+# nanoGPT's baby-GPT recipe (config/train_shakespeare_char.py): lr 1e-3, min_lr lr/10, beta2 0.99,
+# warmup 100 of 5000 iterations; the benches sweep its lr and take the best per shape.
+NANOGPT = dict(lr=1e-3, min_lr_ratio=0.1, beta1=0.9, beta2=0.99, weight_decay=0.1, warmup=0.02, grad_clip=1.0)
+
+
 def baseline_params(lr: float, steps: int = 1, warmup: float = 0.0, min_lr_ratio: float = 0.1,
                     weight_decay: float = 0.1, beta1: float = 0.9, beta2: float = 0.95, grad_clip: float = 1.0,
                     schedule: str = "cosine") -> TrainParams:

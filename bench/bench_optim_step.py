@@ -5,17 +5,27 @@ Fixed random gradients; the runs interleave so they see the same machine load; a
 each repeat reports the median step time of each and the ratios.
 
     nice uv run python -m bench.bench_optim_step --repeats 3
+
+``--whole-step``: the whole training step (forward, backward, clipping, optimizer; the library's
+Stepper) of the SHIPPED recipe (params.yaml's pretrain section at 6 x 384 through bench/shipped.py:
+Muon + AdamW, dropout as shipped) against the same model stepped by plain AdamW, and against the
+nanoGPT-style baseline (bench/baseline_gpt.py) with nanoGPT's AdamW; one fixed batch (seq 256,
+batch 8, vocab 8192), interleaved, a warm-up, then per repeat the median of each and the ratios.
+
+    nice uv run python -m bench.bench_optim_step --whole-step --repeats 3
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 
 import torch
 
 from bench.bench_model import _ours
+from lib.core.runtime import reuse_freed_memory
 from lib.train.muon import BatchedMuon
 from lib.train.optim import MuonAdamW, OptimParams, build_optimizer, param_roles, role_groups
 
@@ -38,14 +48,70 @@ def timed(opt, params, grads) -> float:
     return time.perf_counter() - t0
 
 
+def whole_step(args) -> None:
+    from dataclasses import replace
+
+    from bench.baseline_gpt import BaselineGPT, baseline_params
+    from bench.shipped import SHAPES, build_model, shipped_params
+    from bench.stepping import make_stepper
+    from lib.data.batch import Batch
+    shape, vocab = SHAPES["6x384"], 8192
+    recipe = shipped_params(shape, steps=1000)
+    g = torch.Generator().manual_seed(0)
+    x, y = (torch.randint(0, vocab, (shape.batch, shape.seq_len), generator=g) for _ in range(2))
+    cpu = torch.device("cpu")
+    torch.manual_seed(0)
+    ours = build_model(recipe, vocab)
+    torch.manual_seed(0)
+    ours_adamw = build_model(recipe, vocab)
+    torch.manual_seed(0)
+    base = BaselineGPT(vocab, shape.d_model, shape.n_layer, shape.n_head, shape.seq_len)
+    steppers = {"recipe_muon": make_stepper(ours, recipe, cpu, lambda i: Batch(x, y), steps=1000),
+                "recipe_adamw": make_stepper(ours_adamw, replace(recipe, optimizer="adamw"), cpu,
+                                             lambda i: Batch(x, y), steps=1000),
+                "baseline_adamw": make_stepper(base, baseline_params(1e-3, steps=1000), cpu,
+                                               lambda i: Batch(x, y), steps=1000)}
+
+    def timed(stepper, i) -> tuple[float, float]:
+        t0, c0 = time.perf_counter(), time.process_time()
+        stepper(i)
+        return time.perf_counter() - t0, time.process_time() - c0
+
+    for i in range(args.warmup):
+        for s in steppers.values():
+            timed(s, 100 + i)
+    ratios = []
+    for r in range(args.repeats):
+        times = {name: [] for name in steppers}
+        for i in range(args.steps):
+            for name, s in steppers.items():
+                times[name].append(timed(s, 100 + i))
+        ms = {name: round(statistics.median(t[0] for t in ts) * 1e3, 1) for name, ts in times.items()}
+        cpu = {name: round(statistics.median(t[1] for t in ts) * 1e3, 1) for name, ts in times.items()}
+        ratio = {"adamw_over_muon": round(ms["recipe_adamw"] / ms["recipe_muon"], 3),
+                 "adamw_over_muon_cpu": round(cpu["recipe_adamw"] / cpu["recipe_muon"], 3),
+                 "baseline_over_muon": round(ms["baseline_adamw"] / ms["recipe_muon"], 3)}
+        ratios.append(ratio)
+        print(json.dumps({"repeat": r, "step_ms": ms, "step_cpu_ms": cpu, **ratio,
+                          "load_1m": round(os.getloadavg()[0], 1)}), flush=True)
+    spread = {key: {"median": statistics.median(q[key] for q in ratios), "min": min(q[key] for q in ratios),
+                    "max": max(q[key] for q in ratios)} for key in ratios[0]}
+    print(json.dumps({"shape": shape.name, "threads": args.threads, "repeats": args.repeats, **spread,
+                      "goal": ">= 0.9 (adamw_over_muon)"}), flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--whole-step", action="store_true", help="the shipped recipe's whole training step")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    reuse_freed_memory()  # as training does (lib.core.runtime.setup_torch)
+    if args.whole_step:
+        return whole_step(args)
     torch.manual_seed(0)
     model = _ours(8192, 384, 6, 6, 256, recipe=True)
     params = [p for p in model.parameters() if p.requires_grad]

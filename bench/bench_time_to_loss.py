@@ -1,33 +1,35 @@
-"""Time to a given loss on real text: our recipe against a nanoGPT-style GPT-2, same budget.
+"""Time to loss: the SHIPPED recipe against the nanoGPT-style baseline at its best swept rate, at
+three shapes, on a real-text corpus neither was tuned on.
 
-Both models have the same shape (``--shape issue``: 6 layers, width 384, 6 heads, as bench_model;
-``--shape small``: 4 layers, width 256, 4 heads, ~3x the steps; sequence 256, batch 8, the corpus's
-8192-token vocab, fp32 on CPU) and see the same batches in the same order from a
-real-text corpus (bench/real_text.py: Debian's HTML documentation, packed by our own tokenizer,
-pack and shards code), drawn by the library's TrainWindows. Both train through the library's step
-(lib.train.loop.Stepper, lib.train.optim's builder, lib.train.schedule) with their own settings,
-and are validated by lib.eval.validation on the first ``--val-windows`` windows of the val split. Each gets the same training wall-clock budget; the LR schedules run on the
-fraction of that budget spent, so both anneal by the end of it. The two runs alternate in slices
-of a few seconds (the run whose clock is behind goes next), so a change of load on a shared
-machine hits both alike; evaluation time is not counted. Both clocks are kept: wall seconds and
-this process's CPU seconds (the fairer figure when other jobs share the cores).
+Ours is params.yaml's pretrain section at each shape, built by the stage's own builders
+(bench/shipped.py: only the shape and the step count overridden). The baseline is
+bench/baseline_gpt.py (nanoGPT's GPT-2, AdamW, cosine to lr/10) at the peak rate that won
+bench_lr_sweep at that shape (bench/results/lr_sweep.json; ``--baseline-lr SHAPE=LR`` to override).
+Shapes 2x128, 6x384, 8x512 (head size 64), sequence 256, batch 8, fp32 on CPU.
 
-Printed: validation loss (and bits per byte) against training seconds and tokens for both, the
-baseline's final validation loss, the time our recipe needed to reach it, and the ratio
-(baseline time / our time: the goal is >= 2).
+Equal steps, tokens and batch: both see the same batches in the same order
+(lib.data.windows.TrainWindows, seed 0) for the same number of steps, each with its own schedule
+run to that step count, and are validated at the same steps on the same val windows, spread over
+the split (lib.data.val_windows). The two runs alternate step by step, so a load change on a shared
+machine lands on both alike, and each step's wall time is kept (evaluation not counted).
 
-    uv run python -m bench.bench_time_to_loss               # ~20 minutes on 2 cores
-    uv run python -m bench.bench_time_to_loss --minutes 4   # a quicker, rougher look
-    uv run python -m bench.bench_time_to_loss --recipe '{"muon_lr": 0.03}'
+Reported per shape: the baseline's final val loss (the target); the token ratio (our tokens to
+reach the target / the baseline's tokens, interpolated between validations); the per-step wall
+ratio (our median step / the baseline's, same process, same load); the time ratio = token ratio x
+per-step ratio; the speedup = 1 / time ratio (goal >= 2.5). Curves: bench/results/time_to_loss_<corpus>.json.
+
+REPORTING corpus: ``--corpus books`` (bench/real_text.py: public-domain books packed by our own
+tokenizer and pack code); ``--corpus debian`` is the sweep's tuning corpus.
+
+    nice uv run python -m bench.bench_time_to_loss --corpus books
+    nice uv run python -m bench.bench_time_to_loss --corpus books --shapes 2x128 --steps 2x128=100   # a quick look
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
-import os
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -35,189 +37,91 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import real_text  # noqa: E402
-from bench.baseline_gpt import BaselineGPT, baseline_params  # noqa: E402
-from bench.stepping import make_stepper, timed_step  # noqa: E402
-from lib.model.config import ModelConfig  # noqa: E402
+from bench.baseline_gpt import NANOGPT  # noqa: E402
+from bench.runs import Trainee, baseline, evaluator, ours, time_to, train_together  # noqa: E402
+from bench.shipped import SHAPES  # noqa: E402
+from lib.core.io import read_json, write_json  # noqa: E402
+from lib.core.params import load_seed  # noqa: E402
 from lib.core.runtime import reuse_freed_memory  # noqa: E402
-from lib.data.val_windows import val_windows  # noqa: E402
-from lib.eval.validation import mean_loss  # noqa: E402
-from lib.model.gpt import GPT  # noqa: E402
-from lib.train.optim import OptimParams  # noqa: E402
-from lib.train.params import TrainParams  # noqa: E402
-from lib.train.schedule import lr_at  # noqa: E402
 from lib.data.windows import TrainWindows  # noqa: E402
 
-SHAPES = {"issue": dict(n_layer=6, d_model=384, n_head=6, seq_len=256, batch=8),  # bench_model's shape
-          "small": dict(n_layer=4, d_model=256, n_head=4, seq_len=256, batch=8)}  # ~3x the steps per second
-# Our recipe: every field is a params.yaml key (pretrain.model.* or pretrain.*).
-RECIPE = dict(qk_norm=True, mlp="relu2", d_ff_mult=4, zero_init_proj=True, logit_softcap=15.0,
-              tie_embeddings=False, optimizer="muon", muon_lr=0.02, muon_momentum=0.95, muon_weight_decay=0.0,
-              lr=0.01, embed_lr=0.02, head_lr=0.004, weight_decay=0.0, beta1=0.9, beta2=0.95,
-              warmup=0.02, schedule="linear", min_lr_ratio=0.1, grad_clip=1.0)
-# nanoGPT's baby-GPT recipe at this very shape (config/train_shakespeare_char.py): lr 1e-3,
-# min_lr lr/10, beta2 0.99, warmup 100 of 5000 iterations; dropout 0 (under one epoch of data).
-BASELINE = dict(lr=1e-3, min_lr_ratio=0.1, beta1=0.9, beta2=0.99, weight_decay=0.1, warmup=0.02, grad_clip=1.0)
+RESULTS = Path(__file__).resolve().parent / "results"
+STEPS = {"2x128": 400, "6x384": 100, "8x512": 64}  # ~30 min in all on 2 busy cores
 
 
-PSEUDO_STEPS = 1000  # both schedules run on budget progress, as this many steps
+def swept_baseline_lrs(path: Path = RESULTS / "lr_sweep.json") -> dict[str, float]:
+    """shape -> the baseline's best peak rate in the sweep (nanoGPT's 1e-3 where none was swept)."""
+    shapes = read_json(path)["shapes"] if path.exists() else {}
+    return {name: shapes.get(name, {}).get("baseline_best_lr") or NANOGPT["lr"] for name in SHAPES}
 
 
-def recipe_params(r: dict) -> TrainParams:
-    """Our recipe as the library's training params: its optimizer, and our loop's schedule
-    (warmup, then cosine or linear decay to min_lr_ratio of each group's peak) over PSEUDO_STEPS."""
-    optim = {k: r[k] for k in OptimParams.__dataclass_fields__ if k in r}
-    return TrainParams(**optim, min_lr=r["lr"] * r["min_lr_ratio"], warmup_steps=round(r["warmup"] * PSEUDO_STEPS),
-                       schedule=r["schedule"], grad_clip=r["grad_clip"])
+def compare(mine: Trainee, base: Trainee) -> dict:
+    """The time-to-loss figures of one shape (see the module docstring)."""
+    target = base.curve[-1]["val_loss"]
+    ours_tokens = time_to(mine.curve, target, "tokens")
+    token_ratio = None if ours_tokens is None else ours_tokens / base.tokens
+    o, b = mine.summary(), base.summary()
+    step_ratio = o["median_step_s"] / b["median_step_s"]
+    time_ratio = None if token_ratio is None else token_ratio * step_ratio
+    return {"target_baseline_final_val_loss": target, "ours_final_val_loss": o["final_val_loss"],
+            "ours_tokens_to_target": ours_tokens, "token_ratio": None if token_ratio is None else round(token_ratio, 3),
+            "per_step_wall_ratio": round(step_ratio, 3),
+            "per_step_cpu_ratio": round(o["median_step_cpu_s"] / b["median_step_cpu_s"], 3),
+            "time_ratio": None if time_ratio is None else round(time_ratio, 3),
+            "speedup": None if not time_ratio else round(1 / time_ratio, 2),
+            "ours": o, "baseline": b}
 
 
-def recipe_scale(progress: float, r: dict) -> float:
-    """The recipe's rate at budget progress in [0, 1], as a factor of its peak."""
-    params = recipe_params(r)
-    return lr_at(int(progress * PSEUDO_STEPS), params, PSEUDO_STEPS) / params.lr
-
-
-class Run:
-    """One model's training through the library's step, advanced a slice at a time; its clocks
-    count training only. The schedule runs on the budget's progress: the step handed to the
-    Stepper is the budget's pseudo-step, while batches follow the run's own step count."""
-
-    def __init__(self, name: str, model, params: TrainParams, windows: TrainWindows, budget_s: float):
-        self.name, self.model, self.budget_s = name, model, budget_s
-        self.windows = windows
-        self.stepper = make_stepper(model, params, torch.device("cpu"), lambda _: windows.batch(self.step),
-                                    steps=PSEUDO_STEPS, desc=name)
-        self.step = self.tokens = 0
-        self.wall = self.cpu = 0.0
-        self.curve: list[dict] = []
-        self.next_eval = 0.0
-
-    @property
-    def done(self) -> bool:
-        return self.wall >= self.budget_s
-
-    def train_slice(self, slice_s: float, evaluate) -> None:
-        end = min(self.wall + slice_s, self.budget_s)
-        while self.wall < end:
-            if self.wall >= self.next_eval:
-                self.record(evaluate)
-            stats, wall, cpu = timed_step(self.stepper, int(self.wall / self.budget_s * PSEUDO_STEPS))
-            self.wall, self.cpu = self.wall + wall, self.cpu + cpu
-            self.step += 1
-            self.tokens += stats.tokens
-        if self.done:
-            self.record(evaluate)
-
-    def record(self, evaluate) -> None:
-        self.curve.append({"train_s": round(self.wall, 2), "cpu_s": round(self.cpu, 2), "step": self.step,
-                           "tokens": self.tokens, "val_loss": round(evaluate(self.model), 4),
-                           "load_1m": round(os.getloadavg()[0], 2)})
-        self.next_eval += self.eval_every_s
-
-
-def make_runs(s: dict, vocab: int, windows: TrainWindows, budget_s: float, recipe: dict, base: dict) -> list[Run]:
-    torch.manual_seed(0)
-    cfg = ModelConfig(vocab_size=vocab, n_layer=s["n_layer"], n_head=s["n_head"], n_kv_head=s["n_head"],
-                      d_model=s["d_model"], max_seq_len=s["seq_len"], dropout=0.0,
-                      d_ff=int(recipe["d_ff_mult"] * s["d_model"]),
-                      **{k: recipe[k] for k in ("qk_norm", "mlp", "zero_init_proj", "logit_softcap",
-                                                "tie_embeddings")})
-    ours = GPT(cfg)
-    torch.manual_seed(0)
-    baseline = BaselineGPT(vocab, s["d_model"], s["n_layer"], s["n_head"], s["seq_len"])
-    return [Run("ours", ours, recipe_params(recipe), windows, budget_s),
-            Run("baseline", baseline, baseline_params(steps=PSEUDO_STEPS, **base), windows, budget_s)]
-
-
-def evaluator(val_shards: list, seq: int, windows: int, batch: int = 16):
-    """The library's validation (lib.eval.validation): the mean loss over the first ``windows``
-    windows of the val split (rounded up to whole batches), the same for both runs."""
-    def evaluate(model) -> float:
-        return mean_loss(model, val_windows(val_shards, seq, batch, max_batches=-(-windows // batch)), "cpu")
-    return evaluate
-
-
-def time_to(curve: list[dict], target: float, clock: str) -> float | None:
-    """First time the val loss reaches ``target``, linearly interpolated between evaluations."""
-    prev = None
-    for point in curve:
-        if point["val_loss"] <= target:
-            if prev is None:
-                return point[clock]
-            f = (prev["val_loss"] - target) / (prev["val_loss"] - point["val_loss"])
-            return round(prev[clock] + f * (point[clock] - prev[clock]), 2)
-        prev = point
-    return None
-
-
-def summarise(runs: list[Run], shape: dict, bits_per_token: float, corpus: dict, args, recipe, base) -> dict:
-    ours, baseline = runs
-    target = baseline.curve[-1]["val_loss"]
-    out = {"goal": "ours reaches the baseline's final val loss in <= 0.5x its time (speedup >= 2)",
-           "shape": {**shape, "vocab": corpus["vocab_size"], "threads": args.threads, "dtype": "float32"},
-           "corpus": corpus, "budget_s_per_model": runs[0].budget_s, "recipe": recipe, "baseline_recipe": base,
-           "baseline_final_val_loss": target}
-    for clock in ("train_s", "cpu_s"):
-        t = time_to(ours.curve, target, clock)
-        b = baseline.curve[-1][clock]
-        out[f"ours_{clock}_to_baseline_final"] = t
-        out[f"time_ratio_{clock}"] = None if t is None else round(t / b, 3)
-        out[f"speedup_{clock}"] = round(b / t, 2) if t else None  # 0: reached at the first evaluation
-    t_tok = time_to(ours.curve, target, "tokens")
-    out["token_ratio"] = None if t_tok is None else round(t_tok / baseline.curve[-1]["tokens"], 3)
-    for run in runs:
-        final = run.curve[-1]
-        out[run.name] = {"params": sum(p.numel() for p in run.model.parameters()), "steps": run.step,
-                         "tokens": run.tokens, "tokens_per_s": round(run.tokens / run.wall, 1),
-                         "final_val_loss": final["val_loss"],
-                         "final_val_bpb": round(final["val_loss"] * bits_per_token, 4),
-                         "best_val_loss": min(p["val_loss"] for p in run.curve), "curve": run.curve}
-    out["load_average_1m_max"] = max(p["load_1m"] for r in runs for p in r.curve)
-    return out
+def table(report: dict) -> str:
+    lines = [f"corpus {report['corpus']['corpus']}: equal steps, tokens and batch (8 x 256)",
+             "shape   steps  baseline lr  val loss ours/base  token ratio  step ratio  time ratio  speedup"]
+    for name, s in report["shapes"].items():
+        f = lambda v, w=6: "   -  " if v is None else f"{v:{w}.3f}"  # noqa: E731
+        lines.append(f"{name:7s} {s['steps']:5d}  {s['baseline']['lr']:<11g}  {s['ours_final_val_loss']:.3f} / "
+                     f"{s['target_baseline_final_val_loss']:.3f}     {f(s['token_ratio'])}      "
+                     f"{f(s['per_step_wall_ratio'])}     {f(s['time_ratio'])}     "
+                     f"{'-' if s['speedup'] is None else s['speedup']}")
+    return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--minutes", type=float, default=20.0, help="total, both runs and evaluation")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--shape", choices=sorted(SHAPES), default="issue")
-    ap.add_argument("--slice-s", type=float, default=5.0, help="training seconds per turn")
-    ap.add_argument("--evals", type=int, default=24, help="evaluations per run")
-    ap.add_argument("--val-windows", type=int, default=48)
-    ap.add_argument("--recipe", type=json.loads, default={}, help="JSON overrides of our recipe")
-    ap.add_argument("--baseline", type=json.loads, default={}, help="JSON overrides of the baseline's recipe")
-    ap.add_argument("--out", type=Path, help="also write the JSON here")
+    ap.add_argument("--corpus", choices=real_text.CORPORA, default="books")
+    ap.add_argument("--books-dir", type=Path, default=real_text.BOOKS)
+    ap.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    ap.add_argument("--steps", nargs="*", default=[], help="SHAPE=STEPS overrides, e.g. 6x384=200")
+    ap.add_argument("--baseline-lr", nargs="*", default=[], help="SHAPE=LR overrides of the swept best")
+    ap.add_argument("--evals", type=int, default=8, help="validations after step 0, evenly spaced")
+    ap.add_argument("--val-batches", type=int, default=8, help="batches of spread val windows per validation")
+    ap.add_argument("--threads", type=int, default=1, help="1: on cores shared with other jobs, 2 threads "
+                    "spin-wait for each other")
+    ap.add_argument("--out", type=Path, help="default bench/results/time_to_loss_<corpus>.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     reuse_freed_memory()  # as training does (lib.core.runtime.setup_torch)
-    recipe, base = {**RECIPE, **args.recipe}, {**BASELINE, **args.baseline}
-    corpus_dir = real_text.prepare(vocab_size=8192)
-    train, val, corpus = real_text.load_shards(corpus_dir)
-    bits_per_token = corpus["val_tokens"] / corpus["val_text_bytes"] / math.log(2)
-    budget = args.minutes * 60 * 0.45  # per model; the rest goes to evaluation and warm-up
-    shape = SHAPES[args.shape]
-    # the library's training windows: the same batches in the same order for both runs
-    windows = TrainWindows(train, shape["seq_len"], shape["batch"], seed=0)
-    runs = make_runs(shape, corpus["vocab_size"], windows, budget, recipe, base)
-    evaluate = evaluator(val, shape["seq_len"], args.val_windows)
-    for run in runs:  # warm-up (allocator, kernels): forward and backward without a step, untimed
-        run.eval_every_s = budget / args.evals
-        for _ in range(2):
-            run.model(*windows.batch(0))[1].backward()
-        run.model.zero_grad(set_to_none=True)
-        evaluate(run.model)
-    while not all(r.done for r in runs):
-        # The run whose own clock is behind goes next: both spend their budgets at the same pace in
-        # real time, so a load change on the shared machine lands on both (a fixed turn order let the
-        # run with faster steps finish alone, on a quieter machine).
-        run = min((r for r in runs if not r.done), key=lambda r: r.wall)
-        run.train_slice(args.slice_s, evaluate)
-        print(" | ".join(f"{r.name}: {r.wall:6.0f}s step {r.step:5d} val {r.curve[-1]['val_loss']:.3f}"
-                         for r in runs if r.curve), file=sys.stderr, flush=True)
-    report = summarise(runs, shape, bits_per_token, corpus, args, recipe, base)
-    text = json.dumps(report, indent=1)
-    if args.out:
-        args.out.write_text(text)
-    print(text)
+    steps = {**STEPS, **{k: int(v) for k, v in (s.split("=") for s in args.steps)}}
+    lrs = {**swept_baseline_lrs(), **{k: float(v) for k, v in (s.split("=") for s in args.baseline_lr)}}
+    out = args.out or RESULTS / f"time_to_loss_{args.corpus}.json"
+    train, val, corpus = real_text.load_shards(real_text.prepare(vocab_size=8192, corpus=args.corpus,
+                                                                 books=args.books_dir))
+    seed = load_seed()
+    report = {"goal": "speedup >= 2.5 (the baseline's final val loss in <= 0.4 of its time)",
+              "budget": "equal steps, tokens and batch", "corpus": corpus, "threads": args.threads,
+              "bits_per_token_per_nat": corpus["val_tokens"] / corpus["val_text_bytes"] / math.log(2),
+              "val_batches": args.val_batches, "seed": seed, "shapes": {}}
+    for name in args.shapes:
+        shape, n = SHAPES[name], steps[name]
+        windows = TrainWindows(train, shape.seq_len, shape.batch, seed=0)
+        runs = [ours(shape, n, corpus["vocab_size"], windows, seed),
+                baseline(shape, n, corpus["vocab_size"], windows, seed, lrs[name])]
+        train_together(runs, n, args.evals, evaluator(val, shape, args.val_batches),
+                       log=lambda s: print(f"{name} {s}", file=sys.stderr, flush=True))
+        report["shapes"][name] = {"shape": {**shape.__dict__, "n_head": shape.n_head}, "steps": n,
+                                  "tokens": n * shape.seq_len * shape.batch, **compare(*runs)}
+        write_json(out, report)
+    print(table(report))
+    print(json.dumps({k: {q: s[q] for q in ("token_ratio", "per_step_wall_ratio", "time_ratio", "speedup")}
+                      for k, s in report["shapes"].items()}))
 
 
 if __name__ == "__main__":

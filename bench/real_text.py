@@ -1,4 +1,11 @@
-"""A real-text corpus for benchmarks, written by others and packed by our own code.
+"""Real-text corpora for benchmarks, written by others and packed by our own code.
+
+Two corpora (``--corpus``): ``debian``, the benches' tuning corpus, and ``books``, the reporting
+corpus (public-domain books as plain-text files in a folder, by default /work/data/books: Project
+Gutenberg eBooks and Shakespeare; ``--books-dir`` for another). A book is cut into documents of
+about ``BOOK_CHUNK`` bytes at paragraph breaks (a handful of whole books cannot be split by a hash
+of content into train and val), Project Gutenberg's licence header and footer are dropped, and the
+chunks then take the same path as the Debian pages below.
 
 The text is the HTML documentation that Debian ships (Python 3.11's library reference and
 tutorials, Node.js's API docs, MPICH, Slurm, hwloc, Valgrind): plain English technical prose that
@@ -9,11 +16,14 @@ shards, exactly as the pipeline would handle them. The prepared corpus is cached
 
     apt-get install -y --no-install-recommends python3.11-doc nodejs-doc   # if absent
     uv run python -m bench.real_text                                       # prepares, prints the meta
+    uv run python -m bench.real_text --corpus books                        # the books instead
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -39,6 +49,12 @@ SKIP_NAMES = {"genindex.html", "search.html", "py-modindex.html", "genindex-all.
 VAL_FRACTION = 0.03
 MIN_BYTES = 20_000_000  # the issue's floor for "real text"
 SEED = 1337
+BOOKS = Path("/work/data/books")
+BOOK_CHUNK = 20_000  # bytes per book document: ~230 documents from 4.5 MB, so the val split holds several
+BOOK_VAL_FRACTION = 0.05
+GUTENBERG = re.compile(r"\*\*\* ?START OF (?:THE|THIS) PROJECT GUTENBERG.*?\*\*\*(.*?)\*\*\* ?END OF (?:THE|THIS) "
+                       r"PROJECT GUTENBERG", re.S)
+CORPORA = ("debian", "books")
 
 
 def html_files(sources=SOURCES) -> list[Path]:
@@ -67,24 +83,55 @@ def extract_docs(files: list[Path]) -> list[dict]:
     return docs
 
 
-def prepare(vocab_size: int = 8192, cache: Path = CACHE, workers: int = 2) -> Path:
+def book_files(books: Path = BOOKS) -> list[Path]:
+    files = sorted(books.glob("*.txt")) if books.is_dir() else []
+    return [p for p in files if p.name != "SOURCES.txt"]
+
+
+def book_docs(files: list[Path], chunk: int = BOOK_CHUNK) -> list[dict]:
+    """Each book without Project Gutenberg's header and footer, cut at paragraph breaks into
+    documents of about ``chunk`` bytes."""
+    docs = []
+    for p in files:
+        text = p.read_text(encoding="utf-8-sig").replace("\r\n", "\n")
+        body = GUTENBERG.search(text)
+        paragraphs = re.split(r"\n\s*\n", body.group(1) if body else text)
+        part: list[str] = []
+        for para in paragraphs + [None]:
+            if para is None or (part and sum(len(q) for q in part) >= chunk):
+                doc = "\n\n".join(q.strip() for q in part if q.strip())
+                if len(doc) >= 500:
+                    docs.append({"id": hashlib.sha256(doc.encode()).hexdigest()[:16], "source": p.name, "text": doc})
+                part = []
+            if para is not None:
+                part.append(para)
+    return docs
+
+
+def prepare(vocab_size: int = 8192, cache: Path = CACHE, workers: int = 2, corpus: str = "debian",
+            books: Path = BOOKS) -> Path:
     """The packed corpus directory (``shards/{train,val}``, ``tokenizer/``, ``meta.json``)."""
-    files = html_files()
+    if corpus not in CORPORA:
+        raise UserError(f"--corpus {corpus!r}: expected one of {', '.join(CORPORA)}")
+    files = html_files() if corpus == "debian" else book_files(books)
     if not files:
-        raise UserError("no Debian HTML documentation found; apt-get install python3.11-doc nodejs-doc")
+        raise UserError("no Debian HTML documentation found; apt-get install python3.11-doc nodejs-doc"
+                        if corpus == "debian" else f"{books}: no .txt books found; put plain-text books there "
+                        f"or pass --books-dir")
     key = fingerprint(files, vocab_size)
-    out = cache / f"v{vocab_size}-{key[:12]}"
+    out = cache / (f"v{vocab_size}-{key[:12]}" if corpus == "debian" else f"books-v{vocab_size}-{key[:12]}")
     if (out / "meta.json").exists():
         return out
-    docs = extract_docs(files)
+    docs = extract_docs(files) if corpus == "debian" else book_docs(files)
     text_bytes = sum(len(d["text"].encode()) for d in docs)
-    if text_bytes < MIN_BYTES:
+    if corpus == "debian" and text_bytes < MIN_BYTES:
         raise UserError(f"only {text_bytes / 1e6:.1f} MB of text from {len(files)} pages; install more "
                         f"documentation packages (the benchmark wants >= {MIN_BYTES / 1e6:.0f} MB)")
+    fraction = VAL_FRACTION if corpus == "debian" else BOOK_VAL_FRACTION
     with atomic_path(out) as tmp:
         (tmp / "corpus").mkdir(parents=True)
-        val = [d for d in docs if split_key(d["text"], SEED) < VAL_FRACTION]
-        train = [d for d in docs if split_key(d["text"], SEED) >= VAL_FRACTION]
+        val = [d for d in docs if split_key(d["text"], SEED) < fraction]
+        train = [d for d in docs if split_key(d["text"], SEED) >= fraction]
         write_jsonl(tmp / "corpus" / "train.jsonl", train)
         write_jsonl(tmp / "corpus" / "val.jsonl", val)
         params = TokenizerParams(vocab_size=vocab_size, num_threads=workers)
@@ -97,8 +144,9 @@ def prepare(vocab_size: int = 8192, cache: Path = CACHE, workers: int = 2) -> Pa
         for split in ("train", "val"):
             meta["splits"][split] = pack_split(tmp / "corpus" / f"{split}.jsonl", tmp / "shards" / split, tok, pack)
         (tmp / "shards" / "meta.json").write_text(json.dumps(meta, indent=1))
-        summary = {"pages": len(files), "docs": len(docs), "train_docs": len(train), "val_docs": len(val),
-                   "text_bytes": text_bytes, "sources": SOURCES, "vocab_size": vocab_size,
+        summary = {"corpus": corpus, "pages": len(files), "docs": len(docs), "train_docs": len(train),
+                   "val_docs": len(val), "text_bytes": text_bytes,
+                   "sources": SOURCES if corpus == "debian" else [p.name for p in files], "vocab_size": vocab_size,
                    "train_tokens": meta["splits"]["train"]["tokens"], "val_tokens": meta["splits"]["val"]["tokens"],
                    "val_text_bytes": meta["splits"]["val"]["text_bytes"]}
         (tmp / "meta.json").write_text(json.dumps(summary, indent=1))
@@ -114,4 +162,9 @@ def load_shards(out: Path) -> tuple[list, list, dict]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(json.loads((prepare() / "meta.json").read_text()), indent=1))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--corpus", choices=CORPORA, default="debian")
+    ap.add_argument("--books-dir", type=Path, default=BOOKS)
+    args = ap.parse_args()
+    print(json.dumps(json.loads((prepare(corpus=args.corpus, books=args.books_dir) / "meta.json").read_text()),
+                     indent=1))

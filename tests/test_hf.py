@@ -202,6 +202,29 @@ def test_random_weights_logits_and_greedy_match(tmp_path, tok_dir, tok, variant)
     assert len(a) == 32 and a == b
 
 
+@pytest.mark.parametrize("tie", [True, False])
+def test_width_scaled_model_exports_with_its_logit_multiplier_folded(tmp_path, tok_dir, tok, tie):
+    """A model twice its base_width multiplies its logits by 1/2 (muP); transformers' Llama has no
+    such scale, so the export folds it into an untied output matrix: the same logits there, and
+    an import of the export is that untied, unscaled model with the same logits again."""
+    model = random_model(tok.vocab_size, seed=2, base_width=32, tie_embeddings=tie)
+    assert model.cfg.width_mult == 2.0
+    ours, hf = export(tmp_path, model, tok_dir)
+    hf_model, _ = hf_load(hf)
+    assert hf_model.config.tie_word_embeddings is False
+    seqs = [[tok.bos_id] + tok.encode(t)[:90] for t in sentences(4, 7)]
+    assert max_logit_diff(model, hf_model, seqs) < TOL
+    a, b = greedy_both(model, hf_model, seqs[0][:20], 16)
+    assert a == b
+    back, back_tok = tmp_path / "back", tmp_path / "back_tok"
+    hf_import.import_model(hf, back, back_tok)
+    reloaded = load_model(back, "cpu", tok.sha256)
+    assert (reloaded.cfg.base_width, reloaded.cfg.tie_embeddings) == (0, False)
+    x = torch.tensor([seqs[0]])
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(x)[0], model(x)[0], rtol=0, atol=1e-5)
+
+
 def test_trained_model_logits_and_greedy_match(tmp_path):
     model_dir, tok_dir = trained_model_dirs()
     if not (model_dir / "model.safetensors").exists() or not (tok_dir / MODEL_FILE).exists():

@@ -1,16 +1,20 @@
-"""The time-to-loss benchmark's arithmetic and its baseline: the crossing time is interpolated
-between evaluations, both schedules warm up and decay to their floor, and the nanoGPT-style
-baseline has nanoGPT's init and tying."""
+"""The recipe benches' parts: the shipped recipe at another shape (bench/shipped.py) overrides
+only shape, steps and rates; the time-to-loss arithmetic; the books corpus's documents; the
+nanoGPT-style baseline's init, tying and schedule."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
 import torch
 
-from bench.baseline_gpt import BaselineGPT, baseline_params
-from bench.bench_time_to_loss import BASELINE, PSEUDO_STEPS, RECIPE, recipe_scale, time_to
+from bench.baseline_gpt import NANOGPT, BaselineGPT, baseline_params
+from bench.runs import eval_points, time_to
+from bench.shipped import SHAPES, build_model, shipped_params
+from lib.core.params import load_section
 from lib.train.optim import build_optimizer
+from lib.train.pretrain import PretrainParams
 from lib.train.schedule import lr_at
 
 
@@ -20,19 +24,60 @@ def test_time_to_interpolates_the_first_crossing():
     assert time_to(curve, 6.0, "train_s") == pytest.approx(15.0)
     assert time_to(curve, 9.5, "train_s") == 0.0
     assert time_to(curve, 4.0, "train_s") is None
+    assert eval_points(10, 4) == [0, 2, 5, 8, 10] and eval_points(10, 2, initial=False) == [5, 10]
 
 
-def test_schedules_warm_up_then_decay_to_their_floor():
-    assert recipe_scale(0.0, RECIPE) < 0.1 and recipe_scale(RECIPE["warmup"], RECIPE) == pytest.approx(1.0)
-    assert recipe_scale(1.0, RECIPE) == pytest.approx(RECIPE["min_lr_ratio"])
+def test_shipped_recipe_at_a_shape_overrides_only_shape_steps_and_rates():
+    shipped = load_section("pretrain", PretrainParams)
+    p = shipped_params(SHAPES["6x384"], steps=100, lr_mult=2.0)
+    m = p.model
+    assert (m.n_layer, m.d_model, m.n_head, m.n_kv_head, m.max_seq_len) == (6, 384, 6, 6, 256)
+    assert m.d_ff % 32 == 0 and abs(m.d_ff / 384 - shipped.model.d_ff / shipped.model.d_model) < 0.05
+    assert m.width_mult == 384 / shipped.model.base_width
+    assert (p.steps, p.batch_size, p.seq_len) == (100, 8, 256)
+    assert p.warmup_steps == round(shipped.warmup_steps / shipped.steps * 100)
+    for key in ("lr", "min_lr", "muon_lr"):
+        assert getattr(p, key) == pytest.approx(2.0 * getattr(shipped, key))
+    same = {f.name for f in dataclasses.fields(PretrainParams)} - {
+        "model", "steps", "warmup_steps", "batch_size", "seq_len", "tokens_per_step", "lr", "min_lr", "muon_lr",
+        "embed_lr", "head_lr"}
+    assert all(getattr(p, k) == getattr(shipped, k) for k in same)
+    keep = {f.name for f in dataclasses.fields(type(m))} - {"n_layer", "d_model", "n_head", "n_kv_head", "d_ff",
+                                                            "max_seq_len"}
+    assert all(getattr(m, k) == getattr(shipped.model, k) for k in keep)
+    model = build_model(shipped_params(SHAPES["2x128"], steps=10), vocab_size=300)
+    assert model.cfg.vocab_size == 300 and len(model.blocks) == 2
+
+
+def test_nanogpt_schedule_through_the_library():
     # nanoGPT's shakespeare-char schedule (warmup 100 of 5000, lr 1e-3 to 1e-4) through the library's
     base = baseline_params(1e-3, steps=5000, warmup=0.02)
     assert base.warmup_steps == 100 and base.min_lr == pytest.approx(1e-4)
     assert lr_at(99, base, 5000) == pytest.approx(1e-3)
     assert lr_at(2550, base, 5000) == pytest.approx(5.5e-4)
     assert lr_at(5000, base, 5000) == pytest.approx(1e-4)
-    bench = baseline_params(steps=PSEUDO_STEPS, **BASELINE)
+    bench = baseline_params(steps=1000, **NANOGPT)
     assert (bench.lr, bench.beta2, bench.warmup_steps) == (1e-3, 0.99, 20)
+
+
+def test_books_lose_gutenberg_header_and_split_at_paragraphs(tmp_path):
+    from bench.real_text import BOOKS, book_docs, book_files
+    para = "It was a bright cold day in April, and the clocks were striking. " * 5
+    text = ("The Project Gutenberg eBook of X\nlicence words\n*** START OF THE PROJECT GUTENBERG EBOOK X ***\n"
+            + "\n\n".join(f"{i} {para}" for i in range(200)) + "\n*** END OF THE PROJECT GUTENBERG EBOOK X ***\nmore licence")
+    (tmp_path / "x.txt").write_text(text)
+    (tmp_path / "SOURCES.txt").write_text("where they came from")
+    docs = book_docs(book_files(tmp_path), chunk=5_000)
+    assert [p.name for p in book_files(tmp_path)] == ["x.txt"]
+    assert len(docs) > 5 and all("licence" not in d["text"] and "GUTENBERG" not in d["text"] for d in docs)
+    assert docs[0]["text"].startswith("0 It was") and docs[-1]["text"].endswith("striking.")
+    assert all(len(d["text"]) < 5_000 + len(para) + 10 for d in docs)
+    real = book_files(BOOKS)
+    if not real:
+        pytest.skip(f"{BOOKS}: no books (the benches' reporting corpus)")
+    docs = book_docs(real)
+    assert len({d["source"] for d in docs}) == len(real) and len(docs) >= 5 * len(real) // 2
+    assert not any("*** START OF" in d["text"] or "*** END OF" in d["text"] for d in docs)
 
 
 def test_baseline_is_a_tied_gpt2_with_nanogpt_init():
@@ -72,3 +117,22 @@ def test_baseline_and_ours_train_through_the_library_step():
     _, masked = baseline(x, y, loss_mask=mask)
     _, first = baseline(x[:, :5], y[:, :5])
     torch.testing.assert_close(masked, first)
+
+
+def test_time_to_loss_ratios_are_tokens_times_step_cost():
+    """compare(): the token ratio is interpolated on our curve at the baseline's final loss, the
+    time ratio is token ratio x per-step wall ratio, the speedup its inverse."""
+    from bench.bench_time_to_loss import compare
+    from bench.runs import Trainee
+
+    def trainee(losses, step_s):
+        t = Trainee("t", torch.nn.Linear(2, 2), None, {})
+        t.curve = [{"step": 10 * i, "tokens": 1000 * i, "val_loss": v} for i, v in enumerate(losses)]
+        t.step_walls = t.step_cpus = [step_s] * 41
+        t.tokens = 4000
+        return t
+    out = compare(trainee([9.0, 6.0, 5.0, 4.5, 4.0], 1.5), trainee([9.0, 8.0, 7.0, 6.0, 5.5], 1.0))
+    assert out["target_baseline_final_val_loss"] == 5.5
+    assert out["token_ratio"] == pytest.approx(1500 / 4000, abs=1e-3)
+    assert out["per_step_wall_ratio"] == 1.5 and out["time_ratio"] == pytest.approx(1.5 * 0.375, abs=1e-3)
+    assert out["speedup"] == pytest.approx(1 / (1.5 * 0.375), abs=0.01)

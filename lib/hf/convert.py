@@ -32,6 +32,8 @@ ARCH_KEYS = {"n_layer", "n_head", "n_kv_head", "d_model", "d_ff", "max_seq_len",
              "tie_embeddings", "vocab_size", "qk_norm"}
 # keys that only matter for training (transformers' Llama is exported for inference)
 TRAINING_KEYS = {"dropout", "attn_dropout", "init_std", "zero_init_proj"}
+# keys folded into the exported weights (``folded``): muP's logit multiplier goes into the output matrix
+FOLDED_KEYS = {"base_width"}
 # key -> (the value that means "off", why no transformers layout we export holds it otherwise)
 REFUSED = {"logit_softcap": (0.0, "Gemma 2 soft-caps logits but differs from our model elsewhere (scaled "
                                   "embeddings, (1 + w) norm gains, GeGLU, extra norms); Llama and Qwen3 "
@@ -58,7 +60,8 @@ def check_exportable(model_cfg: dict, where: str = "model config") -> None:
     # A param this module does not know may change the architecture; at its default it is the
     # original model (lib.model.gpt's convention for new fields), anything else is refused.
     defaults = _model_defaults()
-    unknown = sorted(k for k in set(model_cfg) - ARCH_KEYS - TRAINING_KEYS - set(LLAMA_VARIANT) - set(REFUSED)
+    unknown = sorted(k for k in set(model_cfg) - ARCH_KEYS - TRAINING_KEYS - FOLDED_KEYS - set(LLAMA_VARIANT)
+                     - set(REFUSED)
                      if k not in defaults or model_cfg[k] != defaults[k])
     if unknown:
         raise UserError(f"{where}: the exporter does not know the model param(s) "
@@ -66,6 +69,22 @@ def check_exportable(model_cfg: dict, where: str = "model config") -> None:
                         f"they map to transformers before exporting")
     if model_cfg.get("vocab_size", 0) <= 0:
         raise UserError(f"{where}: vocab_size is not set; is this a trained model directory?")
+
+
+def output_multiplier(model_cfg: dict) -> float:
+    """muP's logit multiplier, 1 / ModelConfig.width_mult (1 at the tuning width or without scaling)."""
+    base = model_cfg.get("base_width") or 0
+    return base / model_cfg["d_model"] if base else 1.0
+
+
+def folded(model_cfg: dict) -> dict:
+    """The config of the exported model: with a logit multiplier other than 1 (a model wider or
+    narrower than its base_width), the multiplier is folded into an untied output matrix
+    (transformers' Llama has no logit scale), so the export has tie_embeddings false and
+    base_width 0 -- the same logits, and a lossless import of exactly that."""
+    if output_multiplier(model_cfg) == 1.0:
+        return model_cfg
+    return {**model_cfg, "tie_embeddings": False, "base_width": 0}
 
 
 def _model_defaults() -> dict:
@@ -79,7 +98,7 @@ def hf_config(model_cfg: dict, tokenizer_sha256: str | None = None, dtype: str =
     qk_norm) equal to our model; ``ids`` are the tokenizer's (bos, eos, pad) -- fixed for ours,
     the base's for an adapted model."""
     check_exportable(model_cfg)
-    c = model_cfg
+    c = model_cfg = folded(model_cfg)
     n_head = c["n_head"]
     theta = float(c.get("rope_theta", 10000.0))
     qwen3 = {"use_sliding_window": False, "sliding_window": None, "max_window_layers": c["n_layer"],
@@ -162,6 +181,12 @@ def rename(state: dict, pairs: list[tuple[str, str]], where: str, optional: set[
 
 
 def to_hf_weights(state: dict, model_cfg: dict, where: str) -> dict:
+    scale = output_multiplier(model_cfg)
+    if scale != 1.0:  # fold muP's logit multiplier into the output matrix (see ``folded``)
+        tied = bool(model_cfg.get("tie_embeddings", True))
+        head = state["embed.weight"] if tied else state["lm_head.weight"]
+        state = {**state, "lm_head.weight": head * scale}
+        model_cfg = folded(model_cfg)
     tie = bool(model_cfg.get("tie_embeddings", True))
     # a tied checkpoint may carry lm_head.weight (an older save); it is embed.weight, drop it
     return rename(state, weight_names(model_cfg["n_layer"], tie, bool(model_cfg.get("qk_norm"))), where,

@@ -34,6 +34,8 @@ class ModelConfig:
     zero_init_proj: bool = False  # attention-output and MLP-down projections start at zero: each
                                 # block starts as the identity (an init choice only, not an architecture)
     logit_softcap: float = 0.0  # > 0: logits = cap * tanh(logits / cap); 0: off
+    base_width: int = 0         # the d_model the rates and init_std are tuned at (muP-style width scaling,
+                                # see width_mult); 0: no scaling (the original model, and imported bases)
     vocab_size: int = 0  # filled from the tokenizer, not from params
 
     def __post_init__(self):
@@ -56,6 +58,17 @@ class ModelConfig:
         check(self.init_std > 0, "init_std", "must be > 0")
         check(self.norm_eps is None or 0 < self.norm_eps < 1, "norm_eps", "must be in (0, 1) or null")
         check(self.logit_softcap >= 0, "logit_softcap", "must be >= 0 (0: off)")
+        check(self.base_width >= 0, "base_width", "must be >= 0 (0: no width scaling; else the d_model "
+              "the rates and init_std were tuned at)")
+
+    @property
+    def width_mult(self) -> float:
+        """d_model / base_width: how much wider than its tuning shape this model is (1: as tuned, or
+        scaling off). muP's rules (Yang et al., "Tensor Programs V", 2022, table 3 with the output
+        multiplier of its appendix) then keep the best rates where they were tuned: hidden matrices
+        start at init_std / sqrt(width_mult) and train (under AdamW) at lr / width_mult, the logits
+        are multiplied by 1 / width_mult, embeddings, gains and the output matrix keep their rates."""
+        return self.d_model / self.base_width if self.base_width else 1.0
 
     @property
     def head_dim(self) -> int:

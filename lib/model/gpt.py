@@ -58,8 +58,13 @@ class GPT(nn.Module):
     def _init_weights(self, module: nn.Module) -> None:
         # GPT-2 style: N(0, init_std), residual projections scaled by 1/sqrt(2 * n_layer) so the
         # residual stream's variance does not grow with depth.
+        # muP: the hidden matrices' std shrinks as 1/sqrt(fan_in) relative to the tuning width
+        # (init_std / sqrt(width_mult)); the embeddings and the output matrix keep init_std (the
+        # output's 1/width is the logit multiplier in forward).
         std = self.cfg.init_std
         if isinstance(module, nn.Linear):
+            if module is not self.lm_head and self.cfg.width_mult != 1.0:
+                std = std / math.sqrt(self.cfg.width_mult)
             if getattr(module, "residual_projection", False):
                 if self.cfg.zero_init_proj:  # every block starts as the identity (the speedrun's init)
                     nn.init.zeros_(module.weight)
@@ -96,6 +101,8 @@ class GPT(nn.Module):
         for i, block in enumerate(self.blocks):
             x = block(x, rope, None if caches is None else caches[i], attn_mask)
         logits = self.lm_head(self.norm(x))
+        if self.cfg.width_mult != 1.0:  # muP's output multiplier (1 at the tuning width: skipped, same bits)
+            logits = logits * (1.0 / self.cfg.width_mult)
         if self.cfg.logit_softcap > 0:  # tanh keeps logits in (-cap, cap): no overconfident early spikes
             logits = softcap(logits.float(), self.cfg.logit_softcap)
         if targets is None:

@@ -74,13 +74,15 @@ def param_roles(model: nn.Module) -> Roles:
     return roles
 
 
-def role_groups(roles: Roles, p: OptimParams, with_hidden: bool = True) -> list[dict]:
+def role_groups(roles: Roles, p: OptimParams, with_hidden: bool = True, width_mult: float = 1.0) -> list[dict]:
     """AdamW-style groups: matrices decayed at ``lr`` (embeddings and head at their own rates when
-    set), gains undecayed; ``with_hidden=False`` leaves the hidden matrices to another optimizer."""
-    rates = {"hidden": p.lr, "embed": p.embed_lr or p.lr, "head": p.head_lr or p.lr}
+    set), gains undecayed; ``with_hidden=False`` leaves the hidden matrices to another optimizer.
+    ``width_mult`` (ModelConfig.width_mult) is muP's rule for Adam: the hidden matrices at
+    lr / width_mult, every other role at its rate as tuned."""
+    rates = {"hidden": p.lr / width_mult, "embed": p.embed_lr or p.lr, "head": p.head_lr or p.lr}
     matrices = [r for r in ("hidden", "embed", "head") if with_hidden or r != "hidden"]
     groups = []
-    if with_hidden and p.embed_lr is None and p.head_lr is None:  # the original two groups
+    if with_hidden and p.embed_lr is None and p.head_lr is None and width_mult == 1.0:  # the original two groups
         groups.append({"params": [q for r in matrices for q in roles[r]], "weight_decay": p.weight_decay,
                        "lr": p.lr, "role": "matrices"})
     else:
@@ -95,6 +97,7 @@ class Target:
     """Where the optimizer will run, for builders that care."""
     fused: bool = False  # CUDA: fused kernels are available
     fsdp: bool = False   # the parameters are FSDP shards, not whole tensors
+    width_mult: float = 1.0  # the model's d_model / base_width (muP rates; 1: as tuned or no scaling)
 
 
 class MuonAdamW:
@@ -128,7 +131,7 @@ class MuonAdamW:
 
 
 def adamw(roles: Roles, p: OptimParams, target: Target):
-    return torch.optim.AdamW(role_groups(roles, p), lr=p.lr, betas=(p.beta1, p.beta2), fused=target.fused)
+    return torch.optim.AdamW(role_groups(roles, p, width_mult=target.width_mult), lr=p.lr, betas=(p.beta1, p.beta2), fused=target.fused)
 
 
 def muon(roles: Roles, p: OptimParams, target: Target):
@@ -137,10 +140,15 @@ def muon(roles: Roles, p: OptimParams, target: Target):
                         "(Muon orthogonalises whole matrices); use parallel: ddp or optimizer: adamw")
     if not roles["hidden"]:
         raise UserError("optimizer: muon found no trainable hidden matrices (LoRA? use optimizer: adamw)")
+    # No width factor on muon_lr: the "original" shape adjustment, sqrt(max(1, rows / cols)), already
+    # gives the update a spectral norm of ~sqrt(fan_out / fan_in) times the rate, the spectral condition
+    # for feature learning (Yang, Simon & Bernstein, arXiv:2310.17813), which does not change when
+    # both sides of a matrix grow together; RMS matching (Moonlight, arXiv:2502.16982: 0.2 *
+    # sqrt(max(rows, cols))) would grow the rate as sqrt(width) instead.
     hidden = {"params": roles["hidden"], "lr": p.muon_lr, "role": "hidden"}
     matrices = BatchedMuon([hidden], lr=p.muon_lr, weight_decay=p.muon_weight_decay,
                            momentum=p.muon_momentum, nesterov=True)
-    rest = torch.optim.AdamW(role_groups(roles, p, with_hidden=False), lr=p.lr, betas=(p.beta1, p.beta2),
+    rest = torch.optim.AdamW(role_groups(roles, p, with_hidden=False, width_mult=target.width_mult), lr=p.lr, betas=(p.beta1, p.beta2),
                              fused=target.fused)
     return MuonAdamW(matrices, rest)
 
@@ -152,9 +160,12 @@ OPTIMIZERS: dict[str, Callable[[Roles, OptimParams, Target], object]] = {"adamw"
 
 def build_optimizer(model: nn.Module, p: OptimParams, device: torch.device, fsdp: bool = False):
     """The optimizer ``p`` asks for (TrainParams is an OptimParams), every group remembering its
-    peak rate as ``initial_lr``."""
+    peak rate as ``initial_lr``; the rates are those at the model's base width, scaled to its own
+    (ModelConfig.width_mult: AdamW's hidden matrices at lr / width_mult)."""
     roles = param_roles(model)
-    opt = OPTIMIZERS[p.optimizer](roles, p, Target(fused=device.type == "cuda", fsdp=fsdp))
+    cfg = getattr(model, "cfg", None)  # our GPT says its width scaling; any other module is as tuned
+    width_mult = getattr(cfg, "width_mult", 1.0)
+    opt = OPTIMIZERS[p.optimizer](roles, p, Target(fused=device.type == "cuda", fsdp=fsdp, width_mult=width_mult))
     grouped = [id(q) for g in opt.param_groups for q in g["params"]]
     trainable = {id(q) for r in roles.values() for q in r}
     if len(grouped) != len(set(grouped)) or set(grouped) != trainable:

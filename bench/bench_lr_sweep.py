@@ -1,0 +1,127 @@
+"""Does the best learning rate stay put as the model grows? 4 LR multipliers x 3 shapes of the
+SHIPPED recipe, against the nanoGPT-style baseline with its own rate swept.
+
+Ours: params.yaml's pretrain section at each shape (bench/shipped.py: only the shape, the step
+count and one multiplier on every rate overridden; the model and optimizer built by the stage's own
+builders, rates given at pretrain.model.base_width and scaled to the shape muP-style). Baseline:
+bench/baseline_gpt.py (nanoGPT's GPT-2, AdamW, cosine to lr/10) at several peak rates. Shapes:
+2x128, 6x384, 8x512 (head size 64), sequence 256, batch 8, fp32 on CPU, dropout as shipped (the
+baseline: nanoGPT's 0). Every run of a shape sees the same batches (lib.data.windows.TrainWindows,
+seed 0) for the same number of steps and is scored on the same val windows spread over the split
+(lib.data.val_windows), at a few points on the way and at the end.
+
+TUNING corpus: bench/real_text.py's Debian HTML documentation (``--corpus debian``); the books
+are kept for reporting (bench_time_to_loss). Writes bench/results/lr_sweep.json after every run
+and prints the table shape x multiplier -> final val loss.
+
+    nice uv run python -m bench.bench_lr_sweep                      # ~43 min on 2 cores shared with others
+    nice uv run python -m bench.bench_lr_sweep --steps 2x128=50 --shapes 2x128   # a quick look
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import real_text  # noqa: E402
+from bench.runs import Trainee, baseline, evaluator, ours, train_together  # noqa: E402
+from bench.shipped import SHAPES  # noqa: E402
+from lib.core.io import read_json, write_json  # noqa: E402
+from lib.core.params import load_seed  # noqa: E402
+from lib.core.runtime import reuse_freed_memory  # noqa: E402
+from lib.data.windows import TrainWindows  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "results" / "lr_sweep.json"
+STEPS = {"2x128": 200, "6x384": 40, "8x512": 24}  # ~43 min in all on 2 cores shared with 3 other jobs
+
+
+def best(runs: list[dict], key: str) -> dict | None:
+    done = [r for r in runs if r["final_val_loss"] is not None]
+    return min(done, key=lambda r: r["final_val_loss"]) if done else None
+
+
+def table(report: dict) -> str:
+    mults, lrs = report["lr_mults"], report["baseline_lrs"]
+    fmt = lambda v: "  div " if v is None else f"{v:6.3f}"  # noqa: E731
+    head = "shape   steps | ours x" + " ".join(f"{m:<6g}" for m in mults) + "| best | baseline lr " + \
+        " ".join(f"{lr:<6g}" for lr in lrs) + "| best"
+    lines = [head]
+    for name, s in report["shapes"].items():
+        o = {r["lr_mult"]: r["final_val_loss"] for r in s["ours"]}
+        b = {r["lr"]: r["final_val_loss"] for r in s["baseline"]}
+        bo, bb = best(s["ours"], "lr_mult"), best(s["baseline"], "lr")
+        lines.append(f"{name:7s} {s['steps']:5d} |        " + " ".join(fmt(o.get(m)) for m in mults)
+                     + (f"| x{bo['lr_mult']:<4g}" if bo else "| -    ")
+                     + "|            " + " ".join(fmt(b.get(lr)) for lr in lrs) + (f"| {bb['lr']:g}" if bb else "| -"))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    ap.add_argument("--mults", nargs="+", type=float, default=[0.5, 1.0, 2.0, 4.0])
+    ap.add_argument("--baseline-lrs", nargs="+", type=float, default=[5e-4, 1e-3, 2e-3, 4e-3])
+    ap.add_argument("--steps", nargs="*", default=[], help="SHAPE=STEPS overrides, e.g. 6x384=80")
+    ap.add_argument("--evals", type=int, default=2, help="validations (evenly spaced, the last at the end)")
+    ap.add_argument("--val-batches", type=int, default=8, help="batches of spread val windows per validation")
+    ap.add_argument("--threads", type=int, default=1, help="1: on cores shared with other jobs, 2 threads "
+                    "spin-wait for each other (measured 2-3x slower a step under load)")
+    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--resume", action="store_true", help="keep the finished runs of --out that match "
+                    "(shape, steps, multiplier or rate) and run only the rest")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    reuse_freed_memory()  # as training does (lib.core.runtime.setup_torch)
+    steps = {**STEPS, **{k: int(v) for k, v in (s.split("=") for s in args.steps)}}
+    corpus_dir = real_text.prepare(vocab_size=8192)
+    train, val, corpus = real_text.load_shards(corpus_dir)
+    seed = load_seed()
+    previous = read_json(args.out)["shapes"] if args.resume and args.out.exists() else {}
+    report = {"corpus": {"name": "debian (tuning)", **corpus}, "lr_mults": args.mults,
+              "baseline_lrs": args.baseline_lrs, "seed": seed, "threads": args.threads,
+              "val_windows": "lib.data.val_windows, spread", "val_batches": args.val_batches,
+              "bits_per_token_per_nat": corpus["val_tokens"] / corpus["val_text_bytes"] / math.log(2),
+              "shapes": {}}
+    for name in args.shapes:
+        shape, n = SHAPES[name], steps[name]
+        windows = TrainWindows(train, shape.seq_len, shape.batch, seed=0)  # the same batches for every run
+        evaluate = evaluator(val, shape, args.val_batches)
+        entry = report["shapes"][name] = {"shape": {**shape.__dict__, "n_head": shape.n_head}, "steps": n,
+                                          "tokens": n * shape.seq_len * shape.batch, "ours": [], "baseline": []}
+        makers = [("ours", lambda m=m: ours(shape, n, corpus["vocab_size"], windows, seed, lr_mult=m))
+                  for m in args.mults]
+        makers += [("baseline", lambda lr=lr: baseline(shape, n, corpus["vocab_size"], windows, seed, lr))
+                   for lr in args.baseline_lrs]
+        old = previous.get(name, {}) if previous.get(name, {}).get("steps") == n else {}
+        done = {("ours", r["lr_mult"]): r for r in old.get("ours", [])}
+        done.update({("baseline", r["lr"]): r for r in old.get("baseline", [])})
+        keys = [("ours", m) for m in args.mults] + [("baseline", lr) for lr in args.baseline_lrs]
+        for key, (kind, make) in zip(keys, makers):  # one run at a time: the sweep compares losses, not times
+            if key in done:
+                entry[kind].append(done[key])
+                continue
+            run: Trainee = make()
+            train_together([run], n, args.evals, evaluate, initial=False,  # step 0: ~9.0 for every run
+                           log=lambda s: print(f"{name} {s}", file=sys.stderr, flush=True))
+            entry[kind].append(run.summary())
+            del run
+            write_json(args.out, report)
+        bo, bb = best(entry["ours"], "lr_mult"), best(entry["baseline"], "lr")
+        entry["ours_best_mult"] = bo and bo["lr_mult"]
+        entry["baseline_best_lr"] = bb and bb["lr"]
+        write_json(args.out, report)
+    report["same_best_mult_at_every_shape"] = len({s["ours_best_mult"] for s in report["shapes"].values()}) == 1
+    write_json(args.out, report)
+    print(table(report))
+    print(json.dumps({k: {"ours_best_mult": s["ours_best_mult"], "baseline_best_lr": s["baseline_best_lr"]}
+                      for k, s in report["shapes"].items()}))
+
+
+if __name__ == "__main__":
+    main()
