@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.pipeline_helpers import dvc, make_repo, pending
+from tests.pipeline_helpers import dvc, make_repo
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +44,8 @@ def repo(tmp_path_factory) -> Path:
 
 
 def stale(repo: Path) -> set[str]:
-    return set(pending(repo))
+    out = dvc(repo, "status", "--json").stdout
+    return set(json.loads(out or "{}")) - {"check"}
 
 
 def stale_after_edit(repo: Path, rel: str) -> set[str]:
