@@ -37,7 +37,7 @@ def project_files() -> list[str]:
     """Tracked files plus untracked ones git does not ignore: what a fresh clone would have."""
     out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
                          cwd=ROOT, check=True, capture_output=True).stdout.decode()
-    keep = ("stages/", "lib/", "data/sample/", "data/eval/", "models/base/", "dvc.yaml", "params.yaml", ".gitignore", ".dvcignore")
+    keep = ("stages/", "lib/", "data/sample/", "data/sources/", "data/eval/", "models/base/", "dvc.yaml", "params.yaml", ".gitignore", ".dvcignore")
     return sorted(f for f in out.split("\0") if f and f.startswith(keep) and (ROOT / f).is_file())
 
 
