@@ -5,6 +5,7 @@ the layering together: deps that follow the imports, and imports that keep the e
 apart (an edit to the chat template must not retrain the base model)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
