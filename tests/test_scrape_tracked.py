@@ -52,6 +52,7 @@ def test_inside_a_dep_passes_outside_stops_with_one_line(tmp_path):
         assert message.startswith(f"params.yaml: scrape.sources[1].{kind} {value!r} is not inside any dep")
         assert "add it" not in message and "to the scrape stage's deps in dvc.yaml" in message
         assert "data/sources/" in message and "\n" not in message
+    check_tracked([Source(path="/srv/elsewhere")], tmp_path / "no-dvc-here" / "dvc.yaml")  # not a DVC project
 
 
 def _stage_repo(tmp_path, sources):

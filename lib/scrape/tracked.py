@@ -57,7 +57,10 @@ def _inside(path: str, dep: str, root: Path) -> bool:
 
 
 def check_tracked(sources: list[Source], dvc_file: str | Path = DVC_FILE) -> None:
-    """Stop with one line naming the first local source no dep of the scrape stage covers."""
+    """Stop with one line naming the first local source no dep of the scrape stage covers.
+    Without a dvc.yaml (the stage run by hand in a folder of its own) no DVC follows anything."""
+    if not Path(dvc_file).exists():
+        return
     root = Path(dvc_file).resolve().parent
     deps = stage_deps(dvc_file)
     for i, src in enumerate(sources):
