@@ -117,6 +117,10 @@ def make_project(dest: Path, engine: str, inputs: Path) -> Path:
                                                          "cache_dir": ""},
                             "clean": {"workers": 2}, "pack": {"workers": 2}, "tokenizer": {"num_threads": 2}})
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    # a folder outside the project is a source only once the scrape stage's deps name it too
+    spec = yaml.safe_load((dest / "dvc.yaml").read_text())
+    spec["stages"]["scrape"]["deps"].append(str(inputs))
+    (dest / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     return dest
 
 

@@ -15,10 +15,13 @@ from lib.core.params import load_section
 from lib.engine import engine_for
 from lib.scrape import ScrapeParams, scrape
 from lib.scrape.run import skipped_kinds
+from lib.scrape.tracked import check_tracked
 
 
 def main() -> None:
     params = load_section("scrape", ScrapeParams)
+    # dvc.yaml is read, not a dep: editing the scrape stage's deps reruns this stage anyway
+    check_tracked(params.sources)
     engine = engine_for(params.workers)  # local files and datasets; web pages stay on this machine
     metrics, manifest = scrape(params, engine)
     write_figures("scrape", metrics)

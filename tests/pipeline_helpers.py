@@ -2,7 +2,6 @@
 with a tiny configuration so the whole pipeline runs in well under a minute on CPU."""
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -38,7 +37,7 @@ def project_files() -> list[str]:
     """Tracked files plus untracked ones git does not ignore: what a fresh clone would have."""
     out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
                          cwd=ROOT, check=True, capture_output=True).stdout.decode()
-    keep = ("stages/", "lib/", "data/sample/", "data/eval/", "models/base/", "dvc.yaml", "params.yaml", ".gitignore", ".dvcignore")
+    keep = ("stages/", "lib/", "data/sample/", "data/sources/", "data/eval/", "models/base/", "dvc.yaml", "params.yaml", ".gitignore", ".dvcignore")
     return sorted(f for f in out.split("\0") if f and f.startswith(keep) and (ROOT / f).is_file())
 
 
@@ -100,30 +99,9 @@ def set_param(repo: Path, dotted: str, value) -> None:
     write_params(repo, params)
 
 
-# Stages that run on every `dvc repro` and change nothing downstream unless their outputs change:
-# `check` (on any params.yaml edit; it writes nothing) and `scrape` (always_changed: it re-reads
-# the sources that params.yaml names, and writes the same bytes when they are unchanged).
-ALWAYS_RUN = ("check", "scrape")
-
-
-def ran_stages(log: str) -> list[str]:
-    """The stages a `dvc repro` log says it ran, in order, leaving out ``ALWAYS_RUN``."""
-    return [s for s in re.findall(r"Running stage '([\w-]+)'", log) if s not in ALWAYS_RUN]
-
-
 def repro(repo: Path, *args: str) -> list[str]:
     """Run `dvc repro`; returns the names of the stages that actually ran, in order, leaving out
-    ``ALWAYS_RUN``."""
+    the params `check` stage (it runs on every params.yaml edit and writes nothing)."""
     proc = dvc(repo, "repro", *args)
-    return ran_stages(proc.stdout + proc.stderr)
-
-
-def pending(repo: Path, *targets: str) -> dict:
-    """`dvc status --json` without what it says after every run: scrape "always changed" (DVC cannot
-    know whether the sources changed until scrape re-reads them) and the output-less `check`.
-    Empty when nothing is stale; scrape stays in when it is stale for another reason too."""
-    status = json.loads(dvc(repo, "status", "--json", *targets).stdout or "{}")
-    status.pop("check", None)
-    if status.get("scrape") == ["always changed"]:
-        del status["scrape"]
-    return status
+    ran = re.findall(r"Running stage '([\w-]+)'", proc.stdout + proc.stderr)
+    return [stage for stage in ran if stage != "check"]

@@ -5,12 +5,13 @@ the layering together: deps that follow the imports, and imports that keep the e
 apart (an edit to the chat template must not retrain the base model)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.pipeline_helpers import dvc, make_repo, pending
+from tests.pipeline_helpers import dvc, make_repo
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +45,8 @@ def repo(tmp_path_factory) -> Path:
 
 
 def stale(repo: Path) -> set[str]:
-    return set(pending(repo))
+    out = dvc(repo, "status", "--json").stdout
+    return set(json.loads(out or "{}")) - {"check"}
 
 
 def stale_after_edit(repo: Path, rel: str) -> set[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -139,11 +140,12 @@ def _metrics(repo: Path) -> dict:
 
 
 def test_data_stages_local_vs_ray_same_dvc_lock(cluster, tmp_path, monkeypatch):
-    sources = real_sources()
-    sources[0] = {"path": "data/sample/docs"}
+    real = [Path(s["path"]) for s in real_sources()[1:]]
     repos = {}
     for name in ("local", "ray"):
-        repo = make_repo(tmp_path / name, {"engine": name, "scrape": {"sources": sources}})
+        repo = make_repo(tmp_path / name, {"engine": name})
+        for path in real:  # into the drop-in folder that the default scrape.sources names
+            shutil.copy2(path, repo / "data/sources" / path.name)
         if name == "ray":
             monkeypatch.setenv("RAY_ADDRESS", cluster)
         proc = dvc(repo, "repro", "pack")

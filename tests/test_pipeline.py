@@ -16,19 +16,18 @@ import time
 import pytest
 import yaml
 
-from tests.pipeline_helpers import ALWAYS_RUN, ROOT, dvc, make_repo, pending, repro, run, set_param
+from tests.pipeline_helpers import ROOT, dvc, make_repo, repro, run, set_param
 
 pytestmark = pytest.mark.slow  # every test here runs `dvc repro` (deselect with -m "not slow")
 
 ALL = ["scrape", "clean", "corpus", "tokenizer", "pack", "pretrain", "sft", "eval"]
-RAN = [s for s in ALL if s not in ALWAYS_RUN]  # what repro() reports: scrape runs every time
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     path = make_repo(tmp_path_factory.mktemp("e2e") / "repo")
     ran = repro(path)  # eval_base (the base's scores; none with init: scratch) has no upstream stage
-    assert [s for s in ran if s != "eval_base"] == RAN and ran.index("eval_base") < ran.index("eval")
+    assert [s for s in ran if s != "eval_base"] == ALL and ran.index("eval_base") < ran.index("eval")
     commit(path, "first run")
     return path
 
@@ -76,11 +75,8 @@ def test_every_stage_leaves_outputs_and_metrics(repo):
 
 
 def test_nothing_to_do_after_a_run(repo):
-    assert pending(repo) == {}
-    lock = (repo / "dvc.lock").read_bytes()
-    log = dvc(repo, "repro").stdout
-    assert "Running stage 'scrape'" in log and "Stage 'clean' didn't change, skipping" in log
-    assert repro(repo) == [] and (repo / "dvc.lock").read_bytes() == lock
+    assert "up to date" in dvc(repo, "status").stdout
+    assert repro(repo) == []
 
 
 def test_fresh_clone_reproduces_every_output(repo, tmp_path):
@@ -90,7 +86,7 @@ def test_fresh_clone_reproduces_every_output(repo, tmp_path):
     # --force: eval's outputs are git-tracked metrics, so without it eval would (rightly) be
     # skipped once its reproduced inputs match dvc.lock; here every output is regenerated
     ran = repro(clone, "--force")
-    assert [s for s in ran if s != "eval_base"] == RAN and ran.index("eval_base") < ran.index("eval")
+    assert [s for s in ran if s != "eval_base"] == ALL and ran.index("eval_base") < ran.index("eval")
     assert lock_outs(clone) == lock_outs(repo)
     for curve in ["metrics/plots/pretrain/train.csv", "metrics/plots/pretrain/val.csv",
                   "metrics/plots/sft/train.csv", "metrics/plots/sft/val.csv", "models/samples/eval.json"]:
@@ -105,7 +101,7 @@ def test_outputs_round_trip_through_a_remote(repo, tmp_path):
     clone = tmp_path / "pulled"
     run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
     dvc(clone, "pull")
-    assert pending(clone) == {}
+    assert "up to date" in dvc(clone, "status").stdout
     assert repro(clone) == []
 
 
@@ -119,7 +115,7 @@ RERUNS = [
     ("tokenizer.vocab_size", 600, ["tokenizer", "pack", "pretrain", "sft", "eval"]),
     ("corpus.val_fraction", 0.2, ["corpus", "tokenizer", "pack", "pretrain", "sft", "eval"]),
     ("clean.min_words", 450, ["clean", "corpus", "tokenizer", "pack", "pretrain", "sft", "eval"]),
-    ("scrape.timeout_s", 30.0, []),  # scrape (which runs every time) fetches the same documents
+    ("scrape.timeout_s", 30.0, ["scrape"]),  # same documents fetched: nothing downstream changes
 ]
 
 

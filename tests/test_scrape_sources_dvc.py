@@ -1,70 +1,68 @@
-"""Bringing your own documents is one edit: a folder named only in params.yaml `scrape.sources`
-(outside the repository, as /data/papers would be) is followed by DVC. scrape is always_changed:
-it re-reads its sources on every `dvc repro` and writes the same bytes when nothing changed, so
-DVC skips clean and what follows; a file added to the folder reruns them. Real documents: Slurm's
-HTML manual pages (Debian's slurm-wlm-doc)."""
+"""Bringing your own documents takes no edit: copy them into data/sources/, the drop-in folder that
+both the default `scrape.sources` and the scrape stage's deps name. DVC then sees the change
+(scrape, clean and corpus rerun and keep one more document), sees nothing when nothing changed
+(`dvc status` up to date, a second repro runs nothing), and restores the earlier outputs from its
+run cache when the file goes again. Real document: a page of Slurm's HTML manual (slurm-wlm-doc)."""
 from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.pipeline_helpers import dvc, make_repo, pending, repro
-from tests.real_docs import files, missing_message
+from tests.pipeline_helpers import ROOT, dvc, make_repo, repro
+from tests.real_docs import DOC, missing_message
 
 pytestmark = pytest.mark.slow
 
-
-def _status(repo: Path) -> dict:
-    """`dvc status` of scrape .. corpus, the stages this test runs."""
-    return json.loads(dvc(repo, "status", "--json", "--with-deps", "corpus").stdout or "{}")
+PAGE = DOC / "slurm-wlm/html/job_array.html"  # Slurm's job array guide: on topic, kept by clean
 
 
-def test_a_folder_named_only_in_params_is_followed_by_dvc(tmp_path):
-    pages = files("slurm")[:4]
-    if len(pages) < 4:
+def _figure(repo: Path, stage: str) -> int:
+    return json.loads((repo / f"metrics/{stage}.json").read_text())["docs"]
+
+
+def _up_to_date(repo: Path) -> bool:
+    return "Data and pipelines are up to date" in dvc(repo, "status", "--with-deps", "corpus").stdout
+
+
+def test_the_drop_in_folder_is_in_git_without_its_contents():
+    assert (ROOT / "data/sources/.gitkeep").is_file()
+    ignored = subprocess.run(["git", "check-ignore", "-q", "data/sources/paper.pdf"], cwd=ROOT)
+    kept = subprocess.run(["git", "check-ignore", "-q", "data/sources/.gitkeep"], cwd=ROOT)
+    assert ignored.returncode == 0 and kept.returncode == 1
+
+
+def test_documents_copied_into_data_sources_rerun_what_follows(tmp_path):
+    if not PAGE.is_file():
         pytest.skip(missing_message("slurm"))
-    mine = tmp_path / "papers"
-    mine.mkdir()
-    for page in pages[:3]:
-        shutil.copy2(page, mine / page.name)
-    repo = make_repo(tmp_path / "repo", {"scrape": {"sources": [{"path": "data/sample/docs"},
-                                                                {"path": str(mine)}]}})
-    spec = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]["scrape"]
-    assert not [d for d in spec["deps"] if d.startswith("data/")]  # no source listed twice
-    assert repro(repo, "corpus") == ["clean", "corpus"]
-    docs = json.loads((repo / "metrics/scrape.json").read_text())["docs"]
+    repo = make_repo(tmp_path / "repo")
+    scrape = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]["scrape"]
+    assert "always_changed" not in scrape and {"data/sample/docs", "data/sources"} <= set(scrape["deps"])
+    assert repro(repo, "corpus") == ["scrape", "clean", "corpus"]
+    scraped, kept = _figure(repo, "scrape"), _figure(repo, "clean")
+    manifest = (repo / "data/raw/manifest.jsonl").read_text()
+    assert ".gitkeep" not in manifest  # the placeholder is no document, nor a failure
     lock = (repo / "dvc.lock").read_bytes()
 
-    # (c) status: DVC never claims the sources are unchanged (it cannot know before scrape reads
-    # them), and holds nothing after scrape stale
-    assert _status(repo) == {"scrape": ["always changed"]}
-    assert pending(repo, "--with-deps", "corpus") == {}
+    # nothing changed: DVC says so, and a second repro runs nothing
+    assert _up_to_date(repo)
+    assert repro(repo, "corpus") == [] and (repo / "dvc.lock").read_bytes() == lock
 
-    # (a) nothing changed: scrape runs, writes the same bytes, and nothing after it reruns
-    log = dvc(repo, "repro", "corpus").stdout
-    assert "Running stage 'scrape'" in log
-    assert "Stage 'clean' didn't change, skipping" in log and "Running stage 'clean'" not in log
-    assert (repo / "dvc.lock").read_bytes() == lock
+    # a real page copied in, no edit anywhere: scrape and what follows rerun and keep it
+    shutil.copy2(PAGE, repo / "data/sources" / PAGE.name)
+    assert not _up_to_date(repo)
+    assert repro(repo, "corpus") == ["scrape", "clean", "corpus"]
+    assert (_figure(repo, "scrape"), _figure(repo, "clean")) == (scraped + 1, kept + 1)
+    records = [json.loads(line) for line in (repo / "data/raw/manifest.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in records if r["source"] == f"data/sources/{PAGE.name}"] == ["ok"]
+    assert _up_to_date(repo)
 
-    # (b) a file added to the folder: clean and corpus rerun on it
-    shutil.copy2(pages[3], mine / pages[3].name)
-    assert _status(repo) == {"scrape": ["always changed"]}  # still the honest answer before a run
-    assert repro(repo, "corpus") == ["clean", "corpus"]
-    assert json.loads((repo / "metrics/scrape.json").read_text())["docs"] == docs + 1
-    manifest = [json.loads(line) for line in (repo / "data/raw/manifest.jsonl").read_text().splitlines()]
-    assert any(rec["source"].endswith(pages[3].name) and rec["status"] == "ok" for rec in manifest)
-    assert pending(repo, "--with-deps", "corpus") == {}
-
-    # and the file removed again: the first run's documents, so DVC's run cache restores clean and
-    # corpus as they were instead of running them
-    (mine / pages[3].name).unlink()
-    log = dvc(repo, "repro", "corpus").stdout
-    assert "Stage 'clean' is cached - skipping run" in log and "Running stage 'clean'" not in log
-    lock_raw = [o for o in yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["scrape"]["outs"]
-                if o["path"] == "data/raw"]
-    first_raw = [o for o in yaml.safe_load(lock)["stages"]["scrape"]["outs"] if o["path"] == "data/raw"]
-    assert lock_raw == first_raw
+    # removed again: the first run's outputs, restored from DVC's run cache rather than rerun
+    (repo / "data/sources" / PAGE.name).unlink()
+    assert repro(repo, "corpus") == []
+    assert (repo / "dvc.lock").read_bytes() == lock and _up_to_date(repo)
+    assert _figure(repo, "clean") == kept

@@ -39,8 +39,10 @@ def section_errors(path: str) -> list[str]:
         if name not in data or (name == "attention" and data[name] is None):
             continue  # the optional section left out or empty: its defaults
         try:
-            from_mapping(getattr(importlib.import_module(module), cls), data[name], f"{path}: {name}")
-        except ParamsError as err:
+            section = from_mapping(getattr(importlib.import_module(module), cls), data[name], f"{path}: {name}")
+            if name == "scrape":  # local sources DVC would not follow (lib/scrape/tracked.py)
+                importlib.import_module("lib.scrape.tracked").check_tracked(section.sources)
+        except UserError as err:
             errors.append(str(err))
     return errors
 
