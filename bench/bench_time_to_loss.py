@@ -16,7 +16,7 @@ machine lands on both alike, and each step's wall time is kept (evaluation not c
 Reported per shape: the baseline's final val loss (the target); the token ratio (our tokens to
 reach the target / the baseline's tokens, interpolated between validations); the per-step wall
 ratio (our median step / the baseline's, same process, same load); the time ratio = token ratio x
-per-step ratio; the speedup = 1 / time ratio (goal >= 2.5). Curves: bench/results/time_to_loss_<corpus>.json.
+per-step ratio; the speedup = 1 / time ratio (goal >= 2.5). Curves: one JSON per corpus in bench/results (time_to_loss_books.json).
 
 REPORTING corpus: ``--corpus books`` (bench/real_text.py: public-domain books packed by our own
 tokenizer and pack code); ``--corpus debian`` is the sweep's tuning corpus.
