@@ -21,20 +21,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import real_text  # noqa: E402
-from bench.runs import Trainee, baseline, evaluator, ours, train_together  # noqa: E402
+from bench.runs import (Trainee, add_run_args, baseline, bits_per_nat, evaluator, ours, setup_runs,  # noqa: E402
+                        shape_entry, train_together)
 from bench.shipped import SHAPES  # noqa: E402
 from lib.core.io import read_json, write_json  # noqa: E402
 from lib.core.params import load_seed  # noqa: E402
-from lib.core.runtime import reuse_freed_memory  # noqa: E402
 from lib.data.windows import TrainWindows  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "lr_sweep.json"
@@ -64,21 +62,15 @@ def table(report: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    add_run_args(ap, "6x384=80")
     ap.add_argument("--mults", nargs="+", type=float, default=[0.5, 1.0, 2.0, 4.0])
     ap.add_argument("--baseline-lrs", nargs="+", type=float, default=[5e-4, 1e-3, 2e-3, 4e-3])
-    ap.add_argument("--steps", nargs="*", default=[], help="SHAPE=STEPS overrides, e.g. 6x384=80")
     ap.add_argument("--evals", type=int, default=2, help="validations (evenly spaced, the last at the end)")
-    ap.add_argument("--val-batches", type=int, default=8, help="batches of spread val windows per validation")
-    ap.add_argument("--threads", type=int, default=1, help="1: on cores shared with other jobs, 2 threads "
-                    "spin-wait for each other (measured 2-3x slower a step under load)")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--resume", action="store_true", help="keep the finished runs of --out that match "
                     "(shape, steps, multiplier or rate) and run only the rest")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    reuse_freed_memory()  # as training does (lib.core.runtime.setup_torch)
-    steps = {**STEPS, **{k: int(v) for k, v in (s.split("=") for s in args.steps)}}
+    steps = setup_runs(args, STEPS)
     corpus_dir = real_text.prepare(vocab_size=8192)
     train, val, corpus = real_text.load_shards(corpus_dir)
     seed = load_seed()
@@ -86,14 +78,13 @@ def main() -> None:
     report = {"corpus": {"name": "debian (tuning)", **corpus}, "lr_mults": args.mults,
               "baseline_lrs": args.baseline_lrs, "seed": seed, "threads": args.threads,
               "val_windows": "lib.data.val_windows, spread", "val_batches": args.val_batches,
-              "bits_per_token_per_nat": corpus["val_tokens"] / corpus["val_text_bytes"] / math.log(2),
+              "bits_per_token_per_nat": bits_per_nat(corpus),
               "shapes": {}}
     for name in args.shapes:
         shape, n = SHAPES[name], steps[name]
         windows = TrainWindows(train, shape.seq_len, shape.batch, seed=0)  # the same batches for every run
         evaluate = evaluator(val, shape, args.val_batches)
-        entry = report["shapes"][name] = {"shape": {**shape.__dict__, "n_head": shape.n_head}, "steps": n,
-                                          "tokens": n * shape.seq_len * shape.batch, "ours": [], "baseline": []}
+        entry = report["shapes"][name] = {**shape_entry(shape, n), "ours": [], "baseline": []}
         makers = [("ours", lambda m=m: ours(shape, n, corpus["vocab_size"], windows, seed, lr_mult=m))
                   for m in args.mults]
         makers += [("baseline", lambda lr=lr: baseline(shape, n, corpus["vocab_size"], windows, seed, lr))

@@ -41,7 +41,7 @@ from lib.model.gpt import GPT  # noqa: E402
 from lib.core.runtime import configure_cuda, mfu, peak_flops, reuse_freed_memory  # noqa: E402
 from lib.train.params import TrainParams  # noqa: E402
 from bench.baseline_gpt import BaselineGPT, baseline_params  # noqa: E402
-from bench.stepping import make_stepper, timed_step  # noqa: E402
+from bench.stepping import add_timing_args, make_stepper, timed_step  # noqa: E402
 
 
 def _params(model: nn.Module, compile_: bool) -> TrainParams:
@@ -239,9 +239,7 @@ def gpu_bench(args) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=5)
+    add_timing_args(ap)
     ap.add_argument("--new-tokens", type=int, default=112)
     ap.add_argument("--gen-repeats", type=int, default=3)
     ap.add_argument("--gpu-batch", type=int, default=16)

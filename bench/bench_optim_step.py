@@ -25,6 +25,7 @@ import time
 import torch
 
 from bench.bench_model import _ours
+from bench.stepping import add_timing_args
 from lib.core.runtime import reuse_freed_memory
 from lib.train.muon import BatchedMuon
 from lib.train.optim import MuonAdamW, OptimParams, build_optimizer, param_roles, role_groups
@@ -102,9 +103,7 @@ def whole_step(args) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=5)
+    add_timing_args(ap)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--whole-step", action="store_true", help="the shipped recipe's whole training step")
     args = ap.parse_args()

@@ -28,21 +28,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import real_text  # noqa: E402
 from bench.baseline_gpt import NANOGPT  # noqa: E402
-from bench.runs import Trainee, baseline, evaluator, ours, time_to, train_together  # noqa: E402
+from bench.runs import (Trainee, add_run_args, baseline, bits_per_nat, evaluator, ours,  # noqa: E402
+                        setup_runs, shape_entry, time_to, train_together)
 from bench.shipped import SHAPES  # noqa: E402
 from lib.core.io import read_json, write_json  # noqa: E402
 from lib.core.params import load_seed  # noqa: E402
-from lib.core.runtime import reuse_freed_memory  # noqa: E402
 from lib.data.windows import TrainWindows  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -88,18 +86,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", choices=real_text.CORPORA, default="books")
     ap.add_argument("--books-dir", type=Path, default=real_text.BOOKS)
-    ap.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
-    ap.add_argument("--steps", nargs="*", default=[], help="SHAPE=STEPS overrides, e.g. 6x384=200")
+    add_run_args(ap, "6x384=200")
     ap.add_argument("--baseline-lr", nargs="*", default=[], help="SHAPE=LR overrides of the swept best")
     ap.add_argument("--evals", type=int, default=8, help="validations after step 0, evenly spaced")
-    ap.add_argument("--val-batches", type=int, default=8, help="batches of spread val windows per validation")
-    ap.add_argument("--threads", type=int, default=1, help="1: on cores shared with other jobs, 2 threads "
-                    "spin-wait for each other")
     ap.add_argument("--out", type=Path, help="default bench/results/time_to_loss_<corpus>.json")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    reuse_freed_memory()  # as training does (lib.core.runtime.setup_torch)
-    steps = {**STEPS, **{k: int(v) for k, v in (s.split("=") for s in args.steps)}}
+    steps = setup_runs(args, STEPS)
     lrs = {**swept_baseline_lrs(), **{k: float(v) for k, v in (s.split("=") for s in args.baseline_lr)}}
     out = args.out or RESULTS / f"time_to_loss_{args.corpus}.json"
     train, val, corpus = real_text.load_shards(real_text.prepare(vocab_size=8192, corpus=args.corpus,
@@ -107,7 +99,7 @@ def main() -> None:
     seed = load_seed()
     report = {"goal": "speedup >= 2.5 (the baseline's final val loss in <= 0.4 of its time)",
               "budget": "equal steps, tokens and batch", "corpus": corpus, "threads": args.threads,
-              "bits_per_token_per_nat": corpus["val_tokens"] / corpus["val_text_bytes"] / math.log(2),
+              "bits_per_token_per_nat": bits_per_nat(corpus),
               "val_batches": args.val_batches, "seed": seed, "shapes": {}}
     for name in args.shapes:
         shape, n = SHAPES[name], steps[name]
@@ -116,8 +108,7 @@ def main() -> None:
                 baseline(shape, n, corpus["vocab_size"], windows, seed, lrs[name])]
         train_together(runs, n, args.evals, evaluator(val, shape, args.val_batches),
                        log=lambda s: print(f"{name} {s}", file=sys.stderr, flush=True))
-        report["shapes"][name] = {"shape": {**shape.__dict__, "n_head": shape.n_head}, "steps": n,
-                                  "tokens": n * shape.seq_len * shape.batch, **compare(*runs)}
+        report["shapes"][name] = {**shape_entry(shape, n), **compare(*runs)}
         write_json(out, report)
     print(table(report))
     print(json.dumps({k: {q: s[q] for q in ("token_ratio", "per_step_wall_ratio", "time_ratio", "speedup")}

@@ -7,6 +7,8 @@ step by step, so a load change on the shared machine lands on each alike and the
 times are comparable."""
 from __future__ import annotations
 
+import argparse
+import math
 import os
 import statistics
 from dataclasses import dataclass, field
@@ -15,9 +17,10 @@ from typing import Callable
 import torch
 
 from bench.baseline_gpt import NANOGPT, BaselineGPT, baseline_params
-from bench.shipped import Shape, build_model, shipped_params
+from bench.shipped import SHAPES, Shape, build_model, shipped_params
 from bench.stepping import make_stepper, timed_step
 from lib.core.errors import UserError
+from lib.core.runtime import reuse_freed_memory
 from lib.data.val_windows import val_windows
 from lib.data.windows import TrainWindows
 from lib.eval.validation import mean_loss
@@ -128,3 +131,30 @@ def time_to(curve: list[dict], target: float, clock: str) -> float | None:
             return round(prev[clock] + f * (point[clock] - prev[clock]), 2)
         prev = point
     return None
+
+
+def add_run_args(ap: argparse.ArgumentParser, steps_example: str) -> None:
+    """The options the recipe benches share: shapes, per-shape step overrides, val batches, threads."""
+    ap.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    ap.add_argument("--steps", nargs="*", default=[], help=f"SHAPE=STEPS overrides, e.g. {steps_example}")
+    ap.add_argument("--val-batches", type=int, default=8, help="batches of spread val windows per validation")
+    ap.add_argument("--threads", type=int, default=1, help="1: on cores shared with other jobs, 2 threads "
+                    "spin-wait for each other (measured 2-3x slower a step under load)")
+
+
+def setup_runs(args: argparse.Namespace, default_steps: dict[str, int]) -> dict[str, int]:
+    """Torch set up as training sets it; returns the steps per shape after the overrides."""
+    torch.set_num_threads(args.threads)
+    reuse_freed_memory()  # as training does (lib.core.runtime.setup_torch)
+    return {**default_steps, **{k: int(v) for k, v in (s.split("=") for s in args.steps)}}
+
+
+def bits_per_nat(corpus: dict) -> float:
+    """Bits per byte per nat of per-token loss on the corpus's val split."""
+    return corpus["val_tokens"] / corpus["val_text_bytes"] / math.log(2)
+
+
+def shape_entry(shape: Shape, steps: int) -> dict:
+    """A shape's header in a results file: its dimensions, steps and tokens per run."""
+    return {"shape": {**shape.__dict__, "n_head": shape.n_head}, "steps": steps,
+            "tokens": steps * shape.seq_len * shape.batch}

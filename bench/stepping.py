@@ -2,6 +2,7 @@
 builder and lib.train.schedule), so a bench times and trains exactly what pretrain does."""
 from __future__ import annotations
 
+import argparse
 import time
 from typing import Callable
 
@@ -31,3 +32,10 @@ def timed_step(stepper: Stepper, step: int) -> tuple[StepStats, float, float]:
     if stepper.device.type == "cuda":
         torch.cuda.synchronize()
     return stats, time.perf_counter() - t0, time.process_time() - c0
+
+
+def add_timing_args(ap: argparse.ArgumentParser) -> None:
+    """Threads, warm-up steps and timed steps: the options of the per-step benches."""
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=5)
