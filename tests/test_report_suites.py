@@ -161,10 +161,15 @@ def test_changed_suite_is_not_comparable_never_a_delta(repo, tmp_path):
     assert "not comparable: suite hpc_mc changed (1a2b3c4d → 77aa0000)" in html
 
 
+def run_report(repo, out, capsys, a: str, b: str) -> str:
+    """The report CLI from commit ``a`` to ``b`` into ``out``; returns what it printed."""
+    main(["--repo", str(repo), "--a", a, "--b", b, "-o", str(out)])
+    return capsys.readouterr().out
+
+
 def test_identical_rerun_shows_no_changed_metrics(repo, tmp_path, capsys):
     out = tmp_path / "r.md"
-    main(["--repo", str(repo), "--a", "two", "--b", "again", "-o", str(out)])
-    printed = capsys.readouterr().out
+    printed = run_report(repo, out, capsys, "two", "again")
     assert "0 metrics changed; 7 timing fields differ (not counted)" in printed
     report = build(repo, "two", "again")
     assert report.metrics == [] and report.changed_metrics == 0
@@ -180,8 +185,7 @@ def test_identical_rerun_shows_no_changed_metrics(repo, tmp_path, capsys):
 
 def test_report_prints_the_suite_table(repo, tmp_path, capsys):
     out = tmp_path / "r.html"
-    main(["--repo", str(repo), "--a", "one", "--b", "one", "-o", str(out)])
-    printed = capsys.readouterr().out
+    printed = run_report(repo, out, capsys, "one", "one")
     assert "| suite | kind | metric | base | pretrain | sft |" in printed
     assert re.search(r"\| arc_easy@abcdef01 \| multiple_choice \| acc \| 0\.5842 ± 0\.01 \| "
                      r"0\.5602 ± 0\.01 \(forgetting\) \| 0\.5513 ± 0\.01 \(forgetting\) \|", printed)
