@@ -47,7 +47,9 @@ def best(runs: list[dict], key: str) -> dict | None:
 
 
 def table(report: dict) -> str:
-    mults, lrs = report["lr_mults"], report["baseline_lrs"]
+    runs = [s for s in report["shapes"].values()]  # the union over shapes: a resumed shape may have more
+    mults = sorted({r["lr_mult"] for s in runs for r in s["ours"]})
+    lrs = sorted({r["lr"] for s in runs for r in s["baseline"]})
     fmt = lambda v: "  div " if v is None else f"{v:6.3f}"  # noqa: E731
     head = "shape   steps | ours x" + " ".join(f"{m:<6g}" for m in mults) + "| best | baseline lr " + \
         " ".join(f"{lr:<6g}" for lr in lrs) + "| best"
@@ -78,6 +80,7 @@ def main() -> None:
     seed = load_seed()
     previous = read_json(args.out)["shapes"] if args.resume and args.out.exists() else {}
     report = {"corpus": {"name": "debian (tuning)", **corpus}, "lr_mults": args.mults,
+              "muon_width_rule": "muon_lr * sqrt(d_model / base_width) (lib.train.optim.muon)",
               "baseline_lrs": args.baseline_lrs, "seed": seed, "threads": args.threads,
               "val_windows": "lib.data.val_windows, spread", "val_batches": args.val_batches,
               "bits_per_token_per_nat": bits_per_nat(corpus),

@@ -121,13 +121,15 @@ def test_baseline_and_ours_train_through_the_library_step():
 
 def test_time_to_loss_ratios_are_tokens_times_step_cost():
     """compare(): the token ratio is interpolated on our curve at the baseline's final loss, the
-    time ratio is token ratio x per-step wall ratio, the speedup its inverse."""
+    time ratio is token ratio x per-step wall ratio, the speedup its inverse; the wall-clock ratio
+    reads the same off the summed step times."""
     from bench.bench_time_to_loss import compare
     from bench.runs import Trainee
 
     def trainee(losses, step_s):
         t = Trainee("t", torch.nn.Linear(2, 2), None, {})
-        t.curve = [{"step": 10 * i, "tokens": 1000 * i, "val_loss": v} for i, v in enumerate(losses)]
+        t.curve = [{"step": 10 * i, "tokens": 1000 * i, "train_s": 10 * i * step_s, "val_loss": v}
+                   for i, v in enumerate(losses)]
         t.step_walls = t.step_cpus = [step_s] * 41
         t.tokens = 4000
         return t
@@ -136,3 +138,5 @@ def test_time_to_loss_ratios_are_tokens_times_step_cost():
     assert out["token_ratio"] == pytest.approx(1500 / 4000, abs=1e-3)
     assert out["per_step_wall_ratio"] == 1.5 and out["time_ratio"] == pytest.approx(1.5 * 0.375, abs=1e-3)
     assert out["speedup"] == pytest.approx(1 / (1.5 * 0.375), abs=0.01)
+    # read off the clocks: 22.5 s of ours (halfway between 15 and 30 s) against the baseline's 40 s
+    assert out["ours_wall_s_to_target"] == 22.5 and out["wall_clock_ratio"] == pytest.approx(0.5625, abs=1e-3)
