@@ -1,21 +1,23 @@
-"""Does the best learning rate stay put as the model grows? 4 LR multipliers x 3 shapes of the
+"""Does the best learning rate stay put as the model grows? 3 LR multipliers x 3 shapes of the
 SHIPPED recipe, against the nanoGPT-style baseline with its own rate swept.
 
 Ours: params.yaml's pretrain section at each shape (bench/shipped.py: only the shape, the step
 count and one multiplier on every rate overridden; the model and optimizer built by the stage's own
 builders, rates given at pretrain.model.base_width and scaled to the shape muP-style). Baseline:
-bench/baseline_gpt.py (nanoGPT's GPT-2, AdamW, cosine to lr/10) at several peak rates. Shapes:
+bench/baseline_gpt.py (nanoGPT's GPT-2, AdamW, cosine to lr/10) at four peak rates. Shapes:
 2x128, 6x384, 8x512 (head size 64), sequence 256, batch 8, fp32 on CPU, dropout as shipped (the
-baseline: nanoGPT's 0). Every run of a shape sees the same batches (lib.data.windows.TrainWindows,
-seed 0) for the same number of steps and is scored on the same val windows spread over the split
-(lib.data.val_windows), at a few points on the way and at the end.
+baseline: nanoGPT's 0). Every shape trains for the same 120 steps (equal tokens), every run of a
+shape on the same batches (lib.data.windows.TrainWindows, seed 0), scored on the same val windows
+spread over the split (lib.data.val_windows), at a few points on the way and at the end.
 
 TUNING corpus: bench/real_text.py's Debian HTML documentation (``--corpus debian``); the books
 are kept for reporting (bench_time_to_loss). Writes bench/results/lr_sweep.json after every run
 and prints the table shape x multiplier -> final val loss.
 
-    nice uv run python -m bench.bench_lr_sweep --threads 2          # ~40 min on 2 otherwise idle cores
+    nice uv run python -m bench.bench_lr_sweep --threads 2          # ~70 min on 2 otherwise idle cores
     nice uv run python -m bench.bench_lr_sweep --steps 2x128=50 --shapes 2x128   # a quick look
+    nice uv run python -m bench.bench_lr_sweep --muon-mult 2 --mults 2 4 8 --baseline-lrs \
+        --out bench/results/lr_sweep_adamw_groups.json              # the AdamW groups' rates alone
 """
 from __future__ import annotations
 
@@ -58,9 +60,9 @@ def table(report: dict) -> str:
         o = {r["lr_mult"]: r["final_val_loss"] for r in s["ours"]}
         b = {r["lr"]: r["final_val_loss"] for r in s["baseline"]}
         bo, bb = best(s["ours"], "lr_mult"), best(s["baseline"], "lr")
-        lines.append(f"{name:7s} {s['steps']:5d} |        " + " ".join(fmt(o.get(m)) for m in mults)
+        lines.append(f"{name:7s} {s['steps']:5d} |        " + " ".join(fmt(o[m]) if m in o else "   -  " for m in mults)
                      + (f"| x{bo['lr_mult']:<4g}" if bo else "| -    ")
-                     + "|            " + " ".join(fmt(b.get(lr)) for lr in lrs) + (f"| {bb['lr']:g}" if bb else "| -"))
+                     + "|            " + " ".join(fmt(b[lr]) if lr in b else "   -  " for lr in lrs) + (f"| {bb['lr']:g}" if bb else "| -"))
     return "\n".join(lines)
 
 
@@ -68,8 +70,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_run_args(ap, "6x384=80")
     ap.add_argument("--mults", nargs="+", type=float, default=[1.0, 2.0, 4.0])
-    ap.add_argument("--baseline-lrs", nargs="+", type=float, default=[5e-4, 1e-3, 2e-3])
+    ap.add_argument("--baseline-lrs", nargs="*", type=float, default=[5e-4, 1e-3, 2e-3, 4e-3])
     ap.add_argument("--evals", type=int, default=2, help="validations (evenly spaced, the last at the end)")
+    ap.add_argument("--muon-mult", type=float, help="hold Muon's rate at this multiplier: --mults then "
+                    "sweeps the AdamW groups alone (embeddings, gains); e.g. --out bench/results/lr_sweep_adamw_groups.json")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--resume", action="store_true", help="keep the finished runs of --out that match "
                     "(shape, steps, multiplier or rate) and run only the rest")
@@ -79,8 +83,8 @@ def main() -> None:
     train, val, corpus = real_text.load_shards(corpus_dir)
     seed = load_seed()
     previous = read_json(args.out)["shapes"] if args.resume and args.out.exists() else {}
-    report = {"corpus": {"name": "debian (tuning)", **corpus}, "lr_mults": args.mults,
-              "muon_width_rule": "muon_lr * sqrt(d_model / base_width) (lib.train.optim.muon)",
+    report = {"corpus": {"name": "debian (tuning)", **corpus}, "lr_mults": args.mults, "muon_mult": args.muon_mult,
+              "muon_width_rule": "none: Muon's shape adjustment sqrt(max(1, rows/cols)) only (lib.train.optim.muon)",
               "baseline_lrs": args.baseline_lrs, "seed": seed, "threads": args.threads,
               "val_windows": "lib.data.val_windows, spread", "val_batches": args.val_batches,
               "bits_per_token_per_nat": bits_per_nat(corpus),
@@ -90,7 +94,8 @@ def main() -> None:
         windows = TrainWindows(train, shape.seq_len, shape.batch, seed=0)  # the same batches for every run
         evaluate = evaluator(val, shape, args.val_batches)
         entry = report["shapes"][name] = {**shape_entry(shape, n), "ours": [], "baseline": []}
-        makers = [("ours", lambda m=m: ours(shape, n, corpus["vocab_size"], windows, seed, lr_mult=m))
+        makers = [("ours", lambda m=m: ours(shape, n, corpus["vocab_size"], windows, seed, lr_mult=m,
+                                                muon_mult=args.muon_mult))
                   for m in args.mults]
         makers += [("baseline", lambda lr=lr: baseline(shape, n, corpus["vocab_size"], windows, seed, lr))
                    for lr in args.baseline_lrs]
@@ -112,6 +117,7 @@ def main() -> None:
         entry["ours_best_mult"] = bo and bo["lr_mult"]
         entry["baseline_best_lr"] = bb and bb["lr"]
         write_json(args.out, report)
+    report["shapes"] = {k: report["shapes"][k] for k in SHAPES if k in report["shapes"]}  # resumed: in order
     report["same_best_mult_at_every_shape"] = len({s["ours_best_mult"] for s in report["shapes"].values()}) == 1
     write_json(args.out, report)
     print(table(report))

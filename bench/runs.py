@@ -70,14 +70,16 @@ class Trainee:
                 "diverged": self.diverged or None, "curve": self.curve}
 
 
-def ours(shape: Shape, steps: int, vocab: int, windows: TrainWindows, seed: int, lr_mult: float = 1.0) -> Trainee:
-    """The shipped recipe at ``shape`` for ``steps`` steps, every rate times ``lr_mult``."""
-    params = shipped_params(shape, steps, lr_mult)
+def ours(shape: Shape, steps: int, vocab: int, windows: TrainWindows, seed: int, lr_mult: float = 1.0,
+         muon_mult: float | None = None) -> Trainee:
+    """The shipped recipe at ``shape`` for ``steps`` steps, every rate times ``lr_mult`` (Muon's
+    times ``muon_mult`` when given)."""
+    params = shipped_params(shape, steps, lr_mult, muon_mult)
     torch.manual_seed(seed)  # as the stage (lib.core.runtime.setup_torch) before building
     model = build_model(params, vocab)
     stepper = make_stepper(model, params, CPU, windows.batch, steps=steps, desc="ours")
     rates = {k: getattr(params, k) for k in ("lr", "muon_lr", "embed_lr", "head_lr")}
-    return Trainee(f"ours x{lr_mult:g}", model, stepper, {"recipe": "shipped params.yaml", "lr_mult": lr_mult,
+    return Trainee(f"ours x{lr_mult:g}", model, stepper, {"recipe": "shipped params.yaml", "lr_mult": lr_mult, "muon_mult": muon_mult,
                                                            "base_rates": rates, "width_mult": model.cfg.width_mult})
 
 

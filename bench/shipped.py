@@ -7,7 +7,8 @@ The overrides, and nothing else:
 - shape: n_layer, d_model, n_head (= n_kv_head, as shipped), d_ff at the shipped d_ff / d_model
   ratio (rounded to a multiple of 32), max_seq_len = seq_len, batch_size;
 - steps, with warmup_steps kept at the shipped fraction of the steps (the schedule's shape);
-- ``lr_mult``: one factor on every peak rate (lr, min_lr, muon_lr, embed_lr, head_lr).
+- ``lr_mult``: one factor on every peak rate (lr, min_lr, muon_lr, embed_lr, head_lr); with
+  ``muon_mult``, Muon's rate gets that factor instead (a sweep of the AdamW groups alone).
 Everything else (Muon, rates at the base width and their width scaling, init, dropout, QK-norm,
 tied embeddings, weight decay, clipping, schedule kind) is params.yaml's.
 """
@@ -43,14 +44,16 @@ class Shape:
 SHAPES = {s.name: s for s in (Shape(2, 128), Shape(6, 384), Shape(8, 512))}
 
 
-def scaled_rates(p: PretrainParams, lr_mult: float) -> dict:
-    """Every peak rate of ``p`` times ``lr_mult`` (None stays None: it follows lr)."""
-    out = {k: getattr(p, k) * lr_mult for k in ("lr", "min_lr", "muon_lr")}
+def scaled_rates(p: PretrainParams, lr_mult: float, muon_mult: float | None = None) -> dict:
+    """Every peak rate of ``p`` times ``lr_mult`` (None stays None: it follows lr); Muon's times
+    ``muon_mult`` when given."""
+    out = {k: getattr(p, k) * lr_mult for k in ("lr", "min_lr")}
+    out["muon_lr"] = p.muon_lr * (lr_mult if muon_mult is None else muon_mult)
     out.update({k: None if getattr(p, k) is None else getattr(p, k) * lr_mult for k in ("embed_lr", "head_lr")})
     return out
 
 
-def shipped_params(shape: Shape, steps: int, lr_mult: float = 1.0,
+def shipped_params(shape: Shape, steps: int, lr_mult: float = 1.0, muon_mult: float | None = None,
                    path: str | Path = ROOT / PARAMS_FILE) -> PretrainParams:
     """params.yaml's pretrain section at ``shape`` for ``steps`` steps, every rate times ``lr_mult``."""
     p = load_section("pretrain", PretrainParams, path)
@@ -60,7 +63,7 @@ def shipped_params(shape: Shape, steps: int, lr_mult: float = 1.0,
                                 n_kv_head=shape.n_head, d_ff=d_ff, max_seq_len=shape.seq_len)
     warmup = round(p.warmup_steps / p.steps * steps)
     return dataclasses.replace(p, model=model, seq_len=shape.seq_len, batch_size=shape.batch, steps=steps,
-                               warmup_steps=warmup, tokens_per_step=0, **scaled_rates(p, lr_mult))
+                               warmup_steps=warmup, tokens_per_step=0, **scaled_rates(p, lr_mult, muon_mult))
 
 
 class _Vocab:

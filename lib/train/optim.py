@@ -22,8 +22,6 @@ so warmup and decay apply to every role alike.
 """
 from __future__ import annotations
 
-import math
-
 from dataclasses import dataclass
 from typing import Callable
 
@@ -142,16 +140,14 @@ def muon(roles: Roles, p: OptimParams, target: Target):
                         "(Muon orthogonalises whole matrices); use parallel: ddp or optimizer: adamw")
     if not roles["hidden"]:
         raise UserError("optimizer: muon found no trainable hidden matrices (LoRA? use optimizer: adamw)")
-    # muon_lr is the rate at the base width, times sqrt(width_mult) at another width. Measured, not
-    # derived: the spectral condition for feature learning (Yang, Simon & Bernstein, arXiv:2310.17813)
-    # says the "original" adjustment sqrt(max(1, rows / cols)) needs no width factor, but at equal
-    # tokens the best rate multiplier then moved from x2 at d_model 128 to x4 at 512
-    # (bench/results/lr_sweep_spectral_rule.json). sqrt(width) is the width dependence of RMS matching
-    # (Moonlight, arXiv:2502.16982: 0.2 * sqrt(max(rows, cols))); unlike Moonlight's rule it leaves
-    # the rate at the base width, and so the default run, exactly as tuned.
-    muon_lr = p.muon_lr * math.sqrt(target.width_mult)
-    hidden = {"params": roles["hidden"], "lr": muon_lr, "role": "hidden"}
-    matrices = BatchedMuon([hidden], lr=muon_lr, weight_decay=p.muon_weight_decay,
+    # No width factor on muon_lr: the "original" shape adjustment, sqrt(max(1, rows / cols)), already
+    # gives the update a spectral norm of ~sqrt(fan_out / fan_in) times the rate, the spectral condition
+    # for feature learning (Yang, Simon & Bernstein, arXiv:2310.17813), which does not change when
+    # both sides of a matrix grow together; RMS matching (Moonlight, arXiv:2502.16982: 0.2 *
+    # sqrt(max(rows, cols))) would grow the rate as sqrt(width) instead. Measured: muon_lr *
+    # sqrt(width_mult) trained worse at 6 x 384 at every multiplier (bench/results/lr_sweep_muon_sqrt_width.json).
+    hidden = {"params": roles["hidden"], "lr": p.muon_lr, "role": "hidden"}
+    matrices = BatchedMuon([hidden], lr=p.muon_lr, weight_decay=p.muon_weight_decay,
                            momentum=p.muon_momentum, nesterov=True)
     rest = torch.optim.AdamW(role_groups(roles, p, with_hidden=False, width_mult=target.width_mult), lr=p.lr, betas=(p.beta1, p.beta2),
                              fused=target.fused)
@@ -166,8 +162,7 @@ OPTIMIZERS: dict[str, Callable[[Roles, OptimParams, Target], object]] = {"adamw"
 def build_optimizer(model: nn.Module, p: OptimParams, device: torch.device, fsdp: bool = False):
     """The optimizer ``p`` asks for (TrainParams is an OptimParams), every group remembering its
     peak rate as ``initial_lr``; the rates are those at the model's base width, scaled to its own
-    (ModelConfig.width_mult: AdamW's hidden matrices at lr / width_mult, Muon's at
-    muon_lr * sqrt(width_mult))."""
+    (ModelConfig.width_mult: AdamW's hidden matrices at lr / width_mult)."""
     roles = param_roles(model)
     cfg = getattr(model, "cfg", None)  # our GPT says its width scaling; any other module is as tuned
     width_mult = getattr(cfg, "width_mult", 1.0)
