@@ -13,6 +13,13 @@ nanoGPT-style baseline (bench/baseline_gpt.py) with nanoGPT's AdamW; one fixed b
 batch 8, vocab 8192), interleaved, a warm-up, then per repeat the median of each and the ratios.
 
     nice uv run python -m bench.bench_optim_step --whole-step --repeats 3
+
+``--ablate``: where the rest of the gap to the baseline goes. The shipped model's whole step under
+AdamW (so Muon is out of it) with one architecture choice at a time swapped for nanoGPT's (no
+dropout, no QK-norm, a 4x GELU MLP, learned positions, LayerNorm), all of them at once, and the
+baseline itself; interleaved, medians, each as a fraction of the shipped model's step.
+
+    nice uv run python -m bench.bench_optim_step --ablate --threads 1
 """
 from __future__ import annotations
 
@@ -101,16 +108,63 @@ def whole_step(args) -> None:
                       "goal": ">= 0.9 (adamw_over_muon)"}), flush=True)
 
 
+def ablate(args) -> None:
+    from dataclasses import replace
+
+    from bench.baseline_gpt import BaselineGPT, baseline_params
+    from bench.shipped import SHAPES, build_model, shipped_params
+    from bench.stepping import make_stepper
+    from lib.data.batch import Batch
+    shape, vocab = SHAPES["6x384"], 8192
+    recipe = replace(shipped_params(shape, steps=1000), optimizer="adamw")
+    g = torch.Generator().manual_seed(0)
+    x, y = (torch.randint(0, vocab, (shape.batch, shape.seq_len), generator=g) for _ in range(2))
+    cpu = torch.device("cpu")
+
+    def stepper(model, params):
+        return make_stepper(model, params, cpu, lambda i: Batch(x, y), steps=1000)
+
+    def variant(**model_overrides):
+        p = replace(recipe, model=replace(recipe.model, **model_overrides))
+        torch.manual_seed(0)
+        return stepper(build_model(p, vocab), p)
+    gelu = dict(mlp="gelu", d_ff=4 * shape.d_model)
+    steppers = {"shipped": variant(), "no_dropout": variant(dropout=0.0), "no_qk_norm": variant(qk_norm=False),
+                "gelu_4x": variant(**gelu), "learned_positions": variant(positions="learned"),
+                "layernorm": variant(norm="layernorm"),
+                "all_five": variant(dropout=0.0, qk_norm=False, positions="learned", norm="layernorm", **gelu)}
+    torch.manual_seed(0)
+    steppers["baseline"] = stepper(BaselineGPT(vocab, shape.d_model, shape.n_layer, shape.n_head, shape.seq_len),
+                                   baseline_params(1e-3, steps=1000))
+    for i in range(args.warmup):
+        for s in steppers.values():
+            s(100 + i)
+    times = {name: [] for name in steppers}
+    for i in range(args.steps * args.repeats):
+        for name, s in steppers.items():
+            t0 = time.perf_counter()
+            s(100 + i)
+            times[name].append(time.perf_counter() - t0)
+    ref = statistics.median(times["shipped"])
+    print(json.dumps({"shape": shape.name, "threads": args.threads, "optimizer": "adamw",
+                      "step_ms": {k: round(statistics.median(t) * 1e3, 1) for k, t in times.items()},
+                      "fraction_of_shipped": {k: round(statistics.median(t) / ref, 3) for k, t in times.items()},
+                      "load_1m": round(os.getloadavg()[0], 1)}), flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_timing_args(ap)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--whole-step", action="store_true", help="the shipped recipe's whole training step")
+    ap.add_argument("--ablate", action="store_true", help="the model's step with nanoGPT's choices one at a time")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     reuse_freed_memory()  # as training does (lib.core.runtime.setup_torch)
     if args.whole_step:
         return whole_step(args)
+    if args.ablate:
+        return ablate(args)
     torch.manual_seed(0)
     model = _ours(8192, 384, 6, 6, 256, recipe=True)
     params = [p for p in model.parameters() if p.requires_grad]

@@ -45,6 +45,8 @@ def test_shipped_recipe_at_a_shape_overrides_only_shape_steps_and_rates():
     keep = {f.name for f in dataclasses.fields(type(m))} - {"n_layer", "d_model", "n_head", "n_kv_head", "d_ff",
                                                             "max_seq_len"}
     assert all(getattr(m, k) == getattr(shipped.model, k) for k in keep)
+    held = shipped_params(SHAPES["6x384"], steps=100, lr_mult=4.0, muon_mult=2.0)  # the AdamW groups alone
+    assert (held.lr, held.muon_lr) == (pytest.approx(4.0 * shipped.lr), pytest.approx(2.0 * shipped.muon_lr))
     model = build_model(shipped_params(SHAPES["2x128"], steps=10), vocab_size=300)
     assert model.cfg.vocab_size == 300 and len(model.blocks) == 2
 
