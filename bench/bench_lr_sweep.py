@@ -49,7 +49,7 @@ def best(runs: list[dict], key: str) -> dict | None:
 
 
 def table(report: dict) -> str:
-    runs = [s for s in report["shapes"].values()]  # the union over shapes: a resumed shape may have more
+    runs = list(report["shapes"].values())  # the union over shapes: a resumed shape may have more
     mults = sorted({r["lr_mult"] for s in runs for r in s["ours"]})
     lrs = sorted({r["lr"] for s in runs for r in s["baseline"]})
     fmt = lambda v: "  div " if v is None else f"{v:6.3f}"  # noqa: E731

@@ -29,10 +29,15 @@ import os
 import statistics
 import time
 
+from dataclasses import replace
+
 import torch
 
+from bench.baseline_gpt import BaselineGPT, baseline_params
 from bench.bench_model import _ours
-from bench.stepping import add_timing_args
+from bench.shipped import SHAPES, build_model, shipped_params
+from bench.stepping import add_timing_args, make_stepper
+from lib.data.batch import Batch
 from lib.core.runtime import reuse_freed_memory
 from lib.train.muon import BatchedMuon
 from lib.train.optim import MuonAdamW, OptimParams, build_optimizer, param_roles, role_groups
@@ -56,29 +61,39 @@ def timed(opt, params, grads) -> float:
     return time.perf_counter() - t0
 
 
-def whole_step(args) -> None:
-    from dataclasses import replace
+class FixedBatchSteps:
+    """Whole training steps at the 6 x 384 recipe shape on one fixed random batch (seq 256, batch 8,
+    vocab 8192): the shipped recipe's params, its model under any model overrides, the baseline."""
 
-    from bench.baseline_gpt import BaselineGPT, baseline_params
-    from bench.shipped import SHAPES, build_model, shipped_params
-    from bench.stepping import make_stepper
-    from lib.data.batch import Batch
-    shape, vocab = SHAPES["6x384"], 8192
-    recipe = shipped_params(shape, steps=1000)
-    g = torch.Generator().manual_seed(0)
-    x, y = (torch.randint(0, vocab, (shape.batch, shape.seq_len), generator=g) for _ in range(2))
-    cpu = torch.device("cpu")
-    torch.manual_seed(0)
-    ours = build_model(recipe, vocab)
-    torch.manual_seed(0)
-    ours_adamw = build_model(recipe, vocab)
-    torch.manual_seed(0)
-    base = BaselineGPT(vocab, shape.d_model, shape.n_layer, shape.n_head, shape.seq_len)
-    steppers = {"recipe_muon": make_stepper(ours, recipe, cpu, lambda i: Batch(x, y), steps=1000),
-                "recipe_adamw": make_stepper(ours_adamw, replace(recipe, optimizer="adamw"), cpu,
-                                             lambda i: Batch(x, y), steps=1000),
-                "baseline_adamw": make_stepper(base, baseline_params(1e-3, steps=1000), cpu,
-                                               lambda i: Batch(x, y), steps=1000)}
+    def __init__(self):
+        self.shape, self.vocab = SHAPES["6x384"], 8192
+        self.recipe = shipped_params(self.shape, steps=1000)
+        g = torch.Generator().manual_seed(0)
+        self.x, self.y = (torch.randint(0, self.vocab, (self.shape.batch, self.shape.seq_len), generator=g)
+                          for _ in range(2))
+
+    def stepper(self, model, params):
+        return make_stepper(model, params, torch.device("cpu"), lambda i: Batch(self.x, self.y), steps=1000)
+
+    def ours(self, params, **model_overrides):
+        """The shipped model (seed 0) with ``model_overrides``, stepped with ``params``."""
+        params = replace(params, model=replace(params.model, **model_overrides))
+        torch.manual_seed(0)
+        return self.stepper(build_model(params, self.vocab), params)
+
+    def baseline(self):
+        torch.manual_seed(0)
+        s = self.shape
+        return self.stepper(BaselineGPT(self.vocab, s.d_model, s.n_layer, s.n_head, s.seq_len),
+                            baseline_params(1e-3, steps=1000))
+
+
+def whole_step(args) -> None:
+    setup = FixedBatchSteps()
+    shape = setup.shape
+    steppers = {"recipe_muon": setup.ours(setup.recipe),
+                "recipe_adamw": setup.ours(replace(setup.recipe, optimizer="adamw")),
+                "baseline_adamw": setup.baseline()}
 
     def timed(stepper, i) -> tuple[float, float]:
         t0, c0 = time.perf_counter(), time.process_time()
@@ -109,33 +124,16 @@ def whole_step(args) -> None:
 
 
 def ablate(args) -> None:
-    from dataclasses import replace
-
-    from bench.baseline_gpt import BaselineGPT, baseline_params
-    from bench.shipped import SHAPES, build_model, shipped_params
-    from bench.stepping import make_stepper
-    from lib.data.batch import Batch
-    shape, vocab = SHAPES["6x384"], 8192
-    recipe = replace(shipped_params(shape, steps=1000), optimizer="adamw")
-    g = torch.Generator().manual_seed(0)
-    x, y = (torch.randint(0, vocab, (shape.batch, shape.seq_len), generator=g) for _ in range(2))
-    cpu = torch.device("cpu")
-
-    def stepper(model, params):
-        return make_stepper(model, params, cpu, lambda i: Batch(x, y), steps=1000)
-
-    def variant(**model_overrides):
-        p = replace(recipe, model=replace(recipe.model, **model_overrides))
-        torch.manual_seed(0)
-        return stepper(build_model(p, vocab), p)
+    setup = FixedBatchSteps()
+    shape, adamw = setup.shape, replace(setup.recipe, optimizer="adamw")
     gelu = dict(mlp="gelu", d_ff=4 * shape.d_model)
-    steppers = {"shipped": variant(), "no_dropout": variant(dropout=0.0), "no_qk_norm": variant(qk_norm=False),
-                "gelu_4x": variant(**gelu), "learned_positions": variant(positions="learned"),
-                "layernorm": variant(norm="layernorm"),
-                "all_five": variant(dropout=0.0, qk_norm=False, positions="learned", norm="layernorm", **gelu)}
-    torch.manual_seed(0)
-    steppers["baseline"] = stepper(BaselineGPT(vocab, shape.d_model, shape.n_layer, shape.n_head, shape.seq_len),
-                                   baseline_params(1e-3, steps=1000))
+    steppers = {"shipped": setup.ours(adamw), "no_dropout": setup.ours(adamw, dropout=0.0),
+                "no_qk_norm": setup.ours(adamw, qk_norm=False), "gelu_4x": setup.ours(adamw, **gelu),
+                "learned_positions": setup.ours(adamw, positions="learned"),
+                "layernorm": setup.ours(adamw, norm="layernorm"),
+                "all_five": setup.ours(adamw, dropout=0.0, qk_norm=False, positions="learned", norm="layernorm",
+                                       **gelu),
+                "baseline": setup.baseline()}
     for i in range(args.warmup):
         for s in steppers.values():
             s(100 + i)

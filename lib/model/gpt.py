@@ -103,7 +103,7 @@ class GPT(nn.Module):
         x = self.norm(x)
         if self.cfg.width_mult != 1.0:  # muP's output multiplier (1 at the tuning width: skipped, same bits)
             # on the head's input: the same product as scaling the logits, over d_model columns instead
-            # of vocab_size (a pass over the logits and one over their gradient cost 0.1-0.2 of a CPU step)
+            # of vocab_size (no pass over the logits, nor over their gradient)
             x = x * (1.0 / self.cfg.width_mult)
         logits = self.lm_head(x)
         if self.cfg.logit_softcap > 0:  # tanh keeps logits in (-cap, cap): no overconfident early spikes
