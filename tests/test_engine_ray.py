@@ -5,7 +5,6 @@ output hashes in dvc.lock). Needs `uv sync --extra ray`."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 

@@ -15,7 +15,7 @@ import importlib
 from typing import Sequence
 
 from lib.core.errors import UserError
-from lib.core.params import PARAMS_FILE, ParamsError, check_file, from_mapping
+from lib.core.params import PARAMS_FILE, check_file, from_mapping
 
 # section -> (module, dataclass): the schema lives next to the code that reads the section
 SCHEMAS: dict[str, tuple[str, str]] = {
