@@ -113,11 +113,12 @@ def main() -> None:
             entry[kind].append(run.summary())
             del run
             write_json(args.out, report)
+        write_json(args.out, report)
+    report["shapes"] = {k: report["shapes"][k] for k in SHAPES if k in report["shapes"]}  # resumed: in order
+    for entry in report["shapes"].values():  # every shape's, a kept one's too (it may come from a cut-short run)
         bo, bb = best(entry["ours"], "lr_mult"), best(entry["baseline"], "lr")
         entry["ours_best_mult"] = bo and bo["lr_mult"]
         entry["baseline_best_lr"] = bb and bb["lr"]
-        write_json(args.out, report)
-    report["shapes"] = {k: report["shapes"][k] for k in SHAPES if k in report["shapes"]}  # resumed: in order
     report["same_best_mult_at_every_shape"] = len({s["ours_best_mult"] for s in report["shapes"].values()}) == 1
     write_json(args.out, report)
     print(table(report))

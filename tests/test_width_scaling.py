@@ -61,15 +61,19 @@ def test_adamw_rates_at_two_widths(tie):
         roles = {n: r for r, ps in param_roles(m).items() for n, q in m.named_parameters()
                  if any(q is x for x in ps)}
         for name, lr in got.items():
-            want = 4e-3 / mult if roles[name] == "hidden" else 4e-3  # embeddings, head, gains: as tuned
+            # hidden: muP's 1/width; embeddings, head, gains: sqrt(width), the measured rule (lib.train.optim)
+            want = 4e-3 / mult if roles[name] == "hidden" else 4e-3 * math.sqrt(mult)
             assert lr == pytest.approx(want, rel=1e-12), (width, name)
 
 
-def test_muon_rates_do_not_move_with_width():
-    p = OptimParams(optimizer="muon", lr=4e-3, muon_lr=0.02)
-    narrow, wide = rates(model(64), p), rates(model(256), p)
-    assert narrow == wide  # Muon's shape adjustment is width-free; AdamW serves no hidden matrix here
-    assert wide["blocks.0.attn.wq.weight"] == 0.02 and wide["embed.weight"] == 4e-3
+def test_muon_rate_does_not_move_with_width_and_its_adamw_groups_grow_as_sqrt_width():
+    p = OptimParams(optimizer="muon", lr=4e-3, muon_lr=0.02, embed_lr=6e-3)
+    narrow, wide = rates(model(64), p), rates(model(256), p)  # width_mult 1 and 4
+    hidden = [n for n in narrow if n.startswith("blocks.") and n.endswith("weight") and "norm" not in n]
+    assert hidden and all(narrow[n] == wide[n] == 0.02 for n in hidden)  # Muon's shape adjustment is width-free
+    assert narrow["embed.weight"] == 6e-3 and wide["embed.weight"] == pytest.approx(12e-3, rel=1e-12)
+    gains = [n for n in narrow if "norm" in n]
+    assert gains and all(narrow[n] == 4e-3 and wide[n] == pytest.approx(8e-3, rel=1e-12) for n in gains)
 
 
 def test_at_the_base_width_the_model_and_optimizer_are_the_unscaled_ones():

@@ -67,7 +67,8 @@ class ModelConfig:
         scaling off). muP's rules (Yang et al., "Tensor Programs V", 2022, table 3 with the output
         multiplier of its appendix) then keep the best rates where they were tuned: hidden matrices
         start at init_std / sqrt(width_mult) and train (under AdamW) at lr / width_mult, the logits
-        are multiplied by 1 / width_mult, embeddings, gains and the output matrix keep their rates."""
+        are multiplied by 1 / width_mult. Embeddings, gains and the output matrix, whose Adam rates
+        muP keeps, train at their rates times sqrt(width_mult): the measured rule (lib.train.optim)."""
         return self.d_model / self.base_width if self.base_width else 1.0
 
     @property
