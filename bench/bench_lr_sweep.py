@@ -74,6 +74,8 @@ def main() -> None:
     ap.add_argument("--evals", type=int, default=2, help="validations (evenly spaced, the last at the end)")
     ap.add_argument("--muon-mult", type=float, help="hold Muon's rate at this multiplier: --mults then "
                     "sweeps the AdamW groups alone (embeddings, gains); e.g. --out bench/results/lr_sweep_adamw_groups.json")
+    ap.add_argument("--seed", type=int, help="the models' init seed (default: params.yaml's seed); the batches "
+                    "stay the same. Another seed says how far apart two runs can land by chance")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--resume", action="store_true", help="keep the finished runs of --out that match "
                     "(shape, steps, multiplier or rate) and run only the rest")
@@ -81,7 +83,7 @@ def main() -> None:
     steps = setup_runs(args, STEPS)
     corpus_dir = real_text.prepare(vocab_size=8192)
     train, val, corpus = real_text.load_shards(corpus_dir)
-    seed = load_seed()
+    seed = load_seed() if args.seed is None else args.seed
     previous = read_json(args.out)["shapes"] if args.resume and args.out.exists() else {}
     report = {"corpus": {"name": "debian (tuning)", **corpus}, "lr_mults": args.mults, "muon_mult": args.muon_mult,
               "muon_width_rule": "none: Muon's shape adjustment sqrt(max(1, rows/cols)) only (lib.train.optim.muon)",

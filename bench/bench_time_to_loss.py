@@ -10,7 +10,8 @@ Shapes 2x128, 6x384, 8x512 (head size 64), sequence 256, batch 8, fp32 on CPU.
 Equal steps, tokens and batch: both see the same batches in the same order
 (lib.data.windows.TrainWindows, seed 0) for the same number of steps, each with its own schedule
 run to that step count, and are validated at the same steps on the same val windows, spread over
-the split (lib.data.val_windows). The two runs alternate step by step, so a load change on a shared
+the split (lib.data.val_windows). Throwaway copies of both take a few untimed steps first
+(bench.runs.warm_up). The two runs alternate step by step, so a load change on a shared
 machine lands on both alike, and each step's wall time is kept (evaluation not counted).
 
 Reported per shape: the baseline's final val loss (the target); the token ratio (our tokens to
@@ -38,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import real_text  # noqa: E402
 from bench.baseline_gpt import NANOGPT  # noqa: E402
 from bench.runs import (Trainee, add_run_args, baseline, bits_per_nat, evaluator, ours,  # noqa: E402
-                        setup_runs, shape_entry, time_to, train_together)
+                        setup_runs, shape_entry, time_to, train_together, warm_up)
 from bench.shipped import SHAPES  # noqa: E402
 from lib.core.io import read_json, write_json  # noqa: E402
 from lib.core.params import load_seed  # noqa: E402
@@ -112,8 +113,10 @@ def main() -> None:
     for name in args.shapes:
         shape, n = SHAPES[name], steps[name]
         windows = TrainWindows(train, shape.seq_len, shape.batch, seed=0)
-        runs = [ours(shape, n, corpus["vocab_size"], windows, seed),
-                baseline(shape, n, corpus["vocab_size"], windows, seed, lrs[name])]
+        makers = [lambda: ours(shape, n, corpus["vocab_size"], windows, seed),
+                  lambda: baseline(shape, n, corpus["vocab_size"], windows, seed, lrs[name])]
+        warm_up(makers)  # untimed: the timed runs start on touched memory
+        runs = [make() for make in makers]
         train_together(runs, n, args.evals, evaluator(val, shape, args.val_batches),
                        log=lambda s: print(f"{name} {s}", file=sys.stderr, flush=True))
         report["shapes"][name] = {**shape_entry(shape, n), **compare(*runs)}

@@ -121,6 +121,18 @@ def train_together(trainees: list[Trainee], steps: int, evals: int, evaluate: Ca
                 t.advance(step)
 
 
+def warm_up(makers: list[Callable[[], Trainee]], steps: int = 5) -> None:
+    """Build and step throwaway copies of the runs about to be timed, then drop them: the process's
+    first steps pay for first-touched memory (several times a warm step), which a run that reaches
+    its target in a few dozen steps would otherwise carry in its wall clock. The real runs are built
+    afterwards from their own seeds on stateless batches, so their losses are unchanged."""
+    spares = [make() for make in makers]
+    for step in range(steps):
+        for t in spares:
+            t.advance(step)
+    del spares
+
+
 def time_to(curve: list[dict], target: float, clock: str) -> float | None:
     """First ``clock`` value at which the val loss reaches ``target``, linearly interpolated
     between evaluations; None if it never does."""

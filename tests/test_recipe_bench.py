@@ -142,3 +142,32 @@ def test_time_to_loss_ratios_are_tokens_times_step_cost():
     assert out["speedup"] == pytest.approx(1 / (1.5 * 0.375), abs=0.01)
     # read off the clocks: 22.5 s of ours (halfway between 15 and 30 s) against the baseline's 40 s
     assert out["ours_wall_s_to_target"] == 22.5 and out["wall_clock_ratio"] == pytest.approx(0.5625, abs=1e-3)
+
+
+def test_warm_up_steps_spares_and_leaves_the_timed_runs_alone():
+    """bench.runs.warm_up builds and steps throwaway runs; a run built after it trains to exactly
+    the weights of one built without it (its seed is its own, the batches stateless)."""
+    from bench.runs import Trainee, warm_up
+    from bench.stepping import make_stepper
+    from lib.data.batch import Batch
+    from lib.train.params import TrainParams
+    built = []
+
+    def batch(i: int) -> Batch:
+        return Batch(*torch.randint(0, 64, (2, 2, 16), generator=torch.Generator().manual_seed(i)))
+
+    def make() -> Trainee:
+        torch.manual_seed(3)
+        model = BaselineGPT(64, 32, 1, 2, 16)
+        params = TrainParams(lr=1e-2, warmup_steps=0, schedule="constant")
+        built.append(Trainee("t", model, make_stepper(model, params, torch.device("cpu"), batch, steps=4), {}))
+        return built[-1]
+
+    def trained(t: Trainee) -> list[torch.Tensor]:
+        for i in range(4):
+            t.advance(i)
+        return [p.detach().clone() for p in t.model.parameters()]
+    cold = trained(make())
+    warm_up([make], steps=2)
+    assert len(built) == 2 and len(built[1].step_walls) == 2  # the spare took its untimed steps
+    assert all(torch.equal(a, b) for a, b in zip(trained(make()), cold))
