@@ -171,7 +171,7 @@ def test_readme_compare_runs_walkthrough(repo):
     outputs = [run(argv, repo).stdout for argv in commands]
     joined = "\n".join(outputs)
     assert "lower-lr" in joined                                   # exp show lists the experiment
-    assert "pretrain.lr" in joined and "0.001" in joined          # params diff
+    assert "pretrain.lr" in joined and "0.012" in joined          # params diff
     assert "val_bpb" in joined                                    # metrics diff: the headline figures
     assert (repo / "dvc_plots" / "index.html").is_file()          # plots diff
     report = (repo / "report.html").read_text()

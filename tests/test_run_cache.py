@@ -105,7 +105,7 @@ def test_a_params_typo_costs_no_training(repo, capsys):
 @pytest.mark.slow
 def test_reverting_a_param_after_an_experiment_does_not_retrain(repo):
     before = weights(repo)
-    set_param(repo, "pretrain.lr", 0.002)
+    set_param(repo, "pretrain.lr", 0.012)
     assert repro(repo) == ["pretrain", "sft", "eval"]
     assert weights(repo) != before
     run(["git", "checkout", "params.yaml"], repo)  # back to the committed params
