@@ -16,8 +16,13 @@ and prints the table shape x multiplier -> final val loss.
 
     nice uv run python -m bench.bench_lr_sweep --threads 2          # ~70 min on 2 otherwise idle cores
     nice uv run python -m bench.bench_lr_sweep --steps 2x128=50 --shapes 2x128   # a quick look
-    nice uv run python -m bench.bench_lr_sweep --muon-mult 2 --mults 2 4 8 --baseline-lrs \
-        --out bench/results/lr_sweep_adamw_groups.json              # the AdamW groups' rates alone
+    nice uv run python -m bench.bench_lr_sweep --muon-mult 1 --mults 0.25 0.5 1 2 4 --baseline-lrs \
+        --out groups.json           # the AdamW groups' rates alone (Muon's held at its shipped rate)
+    nice uv run python -m bench.bench_lr_sweep --seed 1 --shapes 2x128 --baseline-lrs --out seed1.json
+                                    # another init seed: how far apart two runs land by chance
+
+bench/results/lr_sweep_adamw_groups.json was run at commit 2278b38 (lr 0.003, muon_lr 0.02, no width
+factor on the AdamW groups yet) with --muon-mult 2 --mults 2 4 8 16 32 64.
 """
 from __future__ import annotations
 
@@ -69,7 +74,7 @@ def table(report: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_run_args(ap, "6x384=80")
-    ap.add_argument("--mults", nargs="+", type=float, default=[1.0, 2.0, 4.0])
+    ap.add_argument("--mults", nargs="+", type=float, default=[0.5, 1.0, 2.0])
     ap.add_argument("--baseline-lrs", nargs="*", type=float, default=[5e-4, 1e-3, 2e-3, 4e-3])
     ap.add_argument("--evals", type=int, default=2, help="validations (evenly spaced, the last at the end)")
     ap.add_argument("--muon-mult", type=float, help="hold Muon's rate at this multiplier: --mults then "

@@ -83,9 +83,9 @@ def role_groups(roles: Roles, p: OptimParams, with_hidden: bool = True, width_mu
     sqrt(width_mult) (measured, below)."""
     # muP keeps the embeddings', output matrix's and gains' Adam rates constant with width. Under the
     # shipped recipe their best rate grew instead: swept alone (Muon held, 120 equal-token steps on the
-    # Debian docs) the parabola through the three best points peaks at ~19x the shipped lr at 128 wide,
-    # ~27x at 384 and ~33x at 512, a width exponent of ~0.35; sqrt's factors (1, 1.73, 2) land on the
-    # measured best point at all three (bench/results/lr_sweep_adamw_groups.json).
+    # Debian docs) the parabola through each width's three best points peaks at 0.058 at 128 wide, 0.082
+    # at 384 and 0.098 at 512, a width exponent of ~0.35; sqrt's factors (1, 1.73, 2) take 0.048 to the
+    # best grid point at 128 and 512 and to the peak at 384 (bench/results/lr_sweep_adamw_groups.json).
     other = math.sqrt(width_mult)
     rates = {"hidden": p.lr / width_mult, "embed": (p.embed_lr or p.lr) * other, "head": (p.head_lr or p.lr) * other}
     matrices = [r for r in ("hidden", "embed", "head") if with_hidden or r != "hidden"]
