@@ -92,6 +92,7 @@ def main() -> None:
     previous = read_json(args.out)["shapes"] if args.resume and args.out.exists() else {}
     report = {"corpus": {"name": "debian (tuning)", **corpus}, "lr_mults": args.mults, "muon_mult": args.muon_mult,
               "muon_width_rule": "none: Muon's shape adjustment sqrt(max(1, rows/cols)) only (lib.train.optim.muon)",
+              "adamw_groups_width_rule": "embeddings, head, gains at rate * sqrt(width_mult) (lib.train.optim.role_groups)",
               "baseline_lrs": args.baseline_lrs, "seed": seed, "threads": args.threads,
               "val_windows": "lib.data.val_windows, spread", "val_batches": args.val_batches,
               "bits_per_token_per_nat": bits_per_nat(corpus),
@@ -120,7 +121,6 @@ def main() -> None:
             entry[kind].append(run.summary())
             del run
             write_json(args.out, report)
-        write_json(args.out, report)
     report["shapes"] = {k: report["shapes"][k] for k in SHAPES if k in report["shapes"]}  # resumed: in order
     for entry in report["shapes"].values():  # every shape's, a kept one's too (it may come from a cut-short run)
         bo, bb = best(entry["ours"], "lr_mult"), best(entry["baseline"], "lr")
